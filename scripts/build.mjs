@@ -1,0 +1,28 @@
+// Builds what the browser side needs (page recorder, viewer) and the Node CLI into dist/.
+import { build } from 'esbuild';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist');
+mkdirSync(join(dist, 'viewer'), { recursive: true });
+
+const browser = { bundle: true, format: 'iife', platform: 'browser', target: 'es2020', minify: true, legalComments: 'none', logLevel: 'warning' };
+await Promise.all([
+  build({ ...browser, entryPoints: [join(root, 'src/browser/page/recorder-entry.ts')], outfile: join(dist, 'page/recorder.js') }),
+  build({ ...browser, entryPoints: [join(root, 'src/viewer/main.ts')], outfile: join(dist, 'viewer/viewer.js') }),
+  build({
+    entryPoints: [join(root, 'src/cli/main.ts')],
+    outfile: join(dist, 'cli.js'),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    logLevel: 'warning',
+  }),
+]);
+copyFileSync(join(root, 'src/viewer/index.html'), join(dist, 'viewer/index.html'));
+copyFileSync(join(root, 'src/viewer/viewer.css'), join(dist, 'viewer/viewer.css'));
+copyFileSync(join(root, 'node_modules/rrweb/dist/style.css'), join(dist, 'viewer/rrweb.css'));

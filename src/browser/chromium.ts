@@ -1,0 +1,77 @@
+import { execFileSync } from 'node:child_process';
+import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { ChromiumNotFoundError } from '../common/index.js';
+
+const SYSTEM_PATHS = ['/usr/bin/chromium', '/usr/bin/chromium-browser'];
+
+function isExecutable(file: string): boolean {
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Chromium builds Playwright may have cached (`~/.cache/ms-playwright/chromium-*`), newest first. */
+function playwrightCacheCandidates(): string[] {
+  const root = process.env.PLAYWRIGHT_BROWSERS_PATH ?? join(homedir(), '.cache', 'ms-playwright');
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((d) => /^chromium(_headless_shell)?-\d+$/.test(d))
+    .sort()
+    .reverse()
+    .flatMap((d) => [
+      join(root, d, 'chrome-linux', 'chrome'),
+      join(root, d, 'chrome-linux64', 'chrome'),
+      join(root, d, 'chrome-linux', 'headless_shell'),
+      join(root, d, 'chrome-headless-shell-linux64', 'chrome-headless-shell'),
+    ]);
+}
+
+export interface FindChromiumOptions {
+  /** `CHROMIUM_PATH`; when set it must point at an executable. */
+  explicitPath?: string | undefined;
+  /** Install Debian's `chromium` package when nothing is found and we are root on Debian. */
+  install?: boolean;
+  log?: (message: string) => void;
+}
+
+const HOW_TO_GET_IT =
+  'domcast needs Chromium. Install it with "sudo apt-get install chromium" (Debian/Ubuntu) ' +
+  'or point CHROMIUM_PATH at a Chromium or Chrome executable.';
+
+/** Finds Chromium: CHROMIUM_PATH, then the system package, then a Playwright cache; installs it as root on Debian. */
+export function findChromium(options: FindChromiumOptions = {}): string {
+  const { explicitPath, install = false, log = () => {} } = options;
+  if (explicitPath) {
+    if (isExecutable(explicitPath)) return explicitPath;
+    throw new ChromiumNotFoundError(`CHROMIUM_PATH=${explicitPath} is not an executable file. ${HOW_TO_GET_IT}`);
+  }
+  const found = [...SYSTEM_PATHS, ...playwrightCacheCandidates()].find(isExecutable);
+  if (found) return found;
+  const canInstall = install && process.getuid?.() === 0 && existsSync('/etc/debian_version');
+  if (canInstall) {
+    log('Chromium not found; installing the Debian package "chromium" (apt-get)…');
+    const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+    execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
+    execFileSync('apt-get', ['install', '-y', '-qq', 'chromium'], { stdio: 'inherit', env });
+    const installed = SYSTEM_PATHS.find(isExecutable);
+    if (installed) return installed;
+  }
+  throw new ChromiumNotFoundError(`Chromium was not found (looked at CHROMIUM_PATH, ${SYSTEM_PATHS.join(', ')}, the Playwright cache). ${HOW_TO_GET_IT}`);
+}
+
+/** Flags Chromium needs on a closed network and as root; a fresh user-data dir comes from Playwright's launch. */
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--no-first-run',
+  '--disable-sync',
+  '--disable-quic',
+  '--disable-dev-shm-usage',
+];

@@ -1,0 +1,50 @@
+import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import type { Logger } from '../common/index.js';
+import { CHROMIUM_ARGS, findChromium } from './chromium.js';
+
+export const VIEWPORT = { width: 1280, height: 720 } as const;
+
+/** One Chromium per process, launched on first use and again if it dies; one isolated context per session. */
+export class BrowserLauncher {
+  private browser: Promise<Browser> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly options: { chromiumPath?: string | undefined; log: Logger },
+  ) {}
+
+  private launch(): Promise<Browser> {
+    const executablePath = findChromium({
+      explicitPath: this.options.chromiumPath,
+      install: true,
+      log: (m) => this.options.log.warn(m),
+    });
+    const launched = chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+    launched.then(
+      (b) => {
+        this.options.log.info({ executablePath, version: b.version() }, 'chromium launched');
+        b.on('disconnected', () => {
+          if (this.browser === launched) this.browser = undefined;
+        });
+      },
+      () => {
+        if (this.browser === launched) this.browser = undefined;
+      },
+    );
+    return launched;
+  }
+
+  async newContext(): Promise<BrowserContext> {
+    if (this.closed) throw new Error('browser launcher is closed');
+    this.browser ??= this.launch();
+    const browser = await this.browser;
+    return browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, serviceWorkers: 'block' });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const b = this.browser;
+    this.browser = undefined;
+    if (b) await (await b.catch(() => undefined))?.close();
+  }
+}

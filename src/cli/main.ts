@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+import { ChromiumNotFoundError, ConfigError, errorMessage } from '../common/index.js';
+import { findChromium } from '../browser/index.js';
+import { createServer, loadConfig } from '../server/index.js';
+import { runDemo } from './demo.js';
+
+const HELP = `domcast — run browser workflows and watch them live as DOM
+
+Usage:
+  domcast serve            start the server (PORT, default 3000; HOST, default 127.0.0.1)
+  domcast demo [--once]    serve the demo site, run the demo workflow with visual on, print the viewer URL
+  domcast --help           this text
+
+Settings (environment): PORT, HOST, VISUAL_STREAMING_ENABLED (true), VISUAL_WEBSOCKET_MAX_CONNECTIONS (100),
+VISUAL_EVENT_BUFFER_SIZE (1000), CHROMIUM_PATH, LOG_LEVEL (info).`;
+
+async function serve(): Promise<number> {
+  const config = loadConfig();
+  // Find (or install) Chromium now, so a missing browser is a clear error at start, not at the first run.
+  const chromiumPath = findChromium({ explicitPath: config.chromiumPath, install: true, log: (m) => console.error(m) });
+  const server = createServer(config, { chromiumPath });
+  const base = await server.listen();
+  server.deps.log.info({ url: base, chromiumPath }, 'domcast listening');
+  const shutdown = async (signal: string) => {
+    server.deps.log.info({ signal }, 'shutting down');
+    await server.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  return new Promise<number>(() => {});
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command = 'serve', ...rest] = argv;
+  if (command === '--help' || command === '-h' || command === 'help') {
+    console.log(HELP);
+    return 0;
+  }
+  if (command === 'serve') return serve();
+  if (command === 'demo') return runDemo(rest);
+  console.error(`domcast: unknown command "${command}"\n\n${HELP}`);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof ConfigError || err instanceof ChromiumNotFoundError) console.error(`domcast: ${err.message}`);
+    else console.error(`domcast: ${errorMessage(err)}`, err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,122 @@
+/**
+ * The viewer wire protocol, shared by the server hub and the browser viewer.
+ * JSON text frames; `v` in `hello` is bumped on any incompatible change.
+ */
+export const PROTOCOL_VERSION = 1;
+
+export type SessionStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export const TERMINAL_STATUSES: readonly SessionStatus[] = ['succeeded', 'failed', 'cancelled'];
+
+/** An rrweb event as it travels: plain JSON with at least a type and a page timestamp. */
+export interface WireEvent {
+  type: number;
+  timestamp: number;
+  data?: unknown;
+}
+
+export type StepState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
+
+export interface StepInfo {
+  index: number;
+  type: string;
+  description: string | null;
+  state: StepState;
+  durationMs?: number;
+  error?: string;
+}
+
+export interface HelloFrame {
+  t: 'hello';
+  v: number;
+  session: string;
+  /** Changes whenever seq numbering could restart; a `since` from another epoch always gets a reset. */
+  epoch: string;
+  workflow: string;
+  status: SessionStatus;
+  steps: StepInfo[];
+  currentStep: number | null;
+  lastSeq: number;
+  serverTime: number;
+}
+
+/** `events[i]` has seq `from + i`. */
+export interface EventsFrame {
+  t: 'events';
+  from: number;
+  events: WireEvent[];
+}
+
+/** Rebuild from scratch: the events start at a checkpoint (Meta + FullSnapshot) unless the page has not sent one yet. */
+export interface ResetFrame {
+  t: 'reset';
+  from: number;
+  events: WireEvent[];
+}
+
+export interface StatusFrame {
+  t: 'status';
+  status: SessionStatus;
+  steps: StepInfo[];
+  currentStep: number | null;
+  error: string | null;
+}
+
+export interface EndFrame {
+  t: 'end';
+  status: SessionStatus;
+  lastSeq: number;
+}
+
+export interface PingFrame {
+  t: 'ping';
+  serverTime: number;
+}
+
+export type ServerFrame = HelloFrame | EventsFrame | ResetFrame | StatusFrame | EndFrame | PingFrame;
+
+/** WebSocket close codes the hub uses; each close also carries a human-readable reason. */
+export const CloseCode = {
+  normal: 1000,
+  goingAway: 1001,
+  policy: 1008,
+  tryAgainLater: 1013,
+  badRequest: 4400,
+  notFound: 4404,
+  visualOff: 4409,
+} as const;
+
+/** rrweb's EventType values we look at (from @rrweb/types, copied so the protocol has no runtime dependency). */
+export const RrwebEventType = {
+  DomContentLoaded: 0,
+  Load: 1,
+  FullSnapshot: 2,
+  IncrementalSnapshot: 3,
+  Meta: 4,
+  Custom: 5,
+  Plugin: 6,
+} as const;
+
+/** Tags of the rrweb Custom events domcast adds to a session's stream. */
+export const CustomTag = {
+  step: 'domcast.step',
+  status: 'domcast.status',
+} as const;
+
+export interface StepCustomPayload {
+  phase: 'start' | 'end' | 'fail';
+  index: number;
+  type: string;
+  description: string | null;
+  durationMs?: number;
+  error?: string;
+  selector?: string | null;
+}
+
+export interface StatusCustomPayload {
+  status: SessionStatus;
+  error?: string | null;
+}
+
+export function visualPath(sessionId: string): string {
+  return `/workflows/visual/${encodeURIComponent(sessionId)}`;
+}

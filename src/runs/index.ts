@@ -1,0 +1,1 @@
+export { RunManager, type StartRun } from './manager.js';

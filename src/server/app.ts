@@ -1,0 +1,78 @@
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { BrowserLauncher } from '../browser/index.js';
+import { BadRequestError, createLogger, type Logger } from '../common/index.js';
+import { RunManager } from '../runs/index.js';
+import { SessionRegistry, StreamMetrics } from '../session/index.js';
+import { StreamHub } from '../stream/index.js';
+import type { Config } from './config.js';
+import type { AppDeps } from './deps.js';
+import { registerExecute } from './routes/execute.js';
+import { registerHealth } from './routes/health.js';
+import { registerSessions } from './routes/sessions.js';
+import { registerViewer } from './routes/viewer.js';
+
+export interface Server {
+  app: FastifyInstance;
+  deps: AppDeps;
+  /** Starts listening; resolves with the base URL (http://host:port). */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+const BODY_LIMIT = 1024 * 1024;
+
+export function createServer(config: Config, options: { log?: Logger; chromiumPath?: string } = {}): Server {
+  const log = options.log ?? createLogger(config.logLevel);
+  const app: FastifyInstance = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: BODY_LIMIT,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
+  const registry = new SessionRegistry();
+  const metrics = new StreamMetrics();
+  const launcher = new BrowserLauncher({ chromiumPath: options.chromiumPath ?? config.chromiumPath, log });
+  const runs = new RunManager({ launcher, registry, metrics, bufferSize: config.eventBufferSize, log });
+  const hub = new StreamHub({ registry, maxConnections: config.maxConnections, enabled: config.visualStreamingEnabled, log });
+  const deps: AppDeps = { config, log, registry, metrics, runs, hub, startedAt: Date.now() };
+
+  // Every error leaves as JSON {error}; a client's mistake is a 4xx that says what was wrong.
+  app.setErrorHandler((err: FastifyError | BadRequestError, req, reply) => {
+    if (err instanceof BadRequestError) return reply.code(err.statusCode).send({ error: err.message, code: err.code });
+    const status = err.statusCode ?? 500;
+    if (status >= 500) {
+      req.log.error({ err, url: req.url }, 'request failed');
+      return reply.code(status).send({ error: 'internal error', code: 'INTERNAL' });
+    }
+    const message = err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'the body must be JSON (Content-Type: application/json)' : err.message;
+    return reply.code(status).send({ error: message, code: err.code ?? 'BAD_REQUEST' });
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}`, code: 'NOT_FOUND' }));
+
+  registerExecute(app, deps);
+  registerSessions(app, deps);
+  registerViewer(app, deps);
+  registerHealth(app, deps);
+
+  app.server.on('upgrade', (req, socket, head) => {
+    if (!hub.handleUpgrade(req, socket, head)) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    }
+  });
+
+  return {
+    app,
+    deps,
+    async listen() {
+      await app.listen({ port: config.port, host: config.host });
+      const addr = app.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : config.port;
+      const host = config.host.includes(':') ? `[${config.host}]` : config.host;
+      return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+    },
+    async close() {
+      hub.close();
+      await app.close();
+      // Closing the browser ends runs still in flight (their steps fail); then wait for them to settle.
+      await launcher.close();
+      await runs.idle();
+    },
+  };
+}

@@ -1,0 +1,16 @@
+import type { Logger } from '../common/index.js';
+import type { RunManager } from '../runs/index.js';
+import type { SessionRegistry, StreamMetrics } from '../session/index.js';
+import type { StreamHub } from '../stream/index.js';
+import type { Config } from './config.js';
+
+/** What route modules may use. */
+export interface AppDeps {
+  config: Config;
+  log: Logger;
+  registry: SessionRegistry;
+  metrics: StreamMetrics;
+  runs: RunManager;
+  hub: StreamHub;
+  startedAt: number;
+}

@@ -1,0 +1,3 @@
+export { loadConfig, type Config } from './config.js';
+export { createServer, type Server } from './app.js';
+export { VIEWER_CSP } from './routes/viewer.js';

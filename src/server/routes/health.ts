@@ -1,0 +1,29 @@
+import type { FastifyInstance } from 'fastify';
+import type { AppDeps } from '../deps.js';
+
+const round = (v: number | null): number | null => (v === null ? null : Math.round(v * 10) / 10);
+
+export function registerHealth(app: FastifyInstance, deps: AppDeps): void {
+  app.get('/health', async () => ({ status: 'ok', uptime_s: Math.round((Date.now() - deps.startedAt) / 1000) }));
+
+  app.get('/health/visual', async () => {
+    const { metrics, registry, hub, config } = deps;
+    return {
+      status: config.visualStreamingEnabled ? 'ok' : 'disabled',
+      active_sessions: registry.activeCount,
+      total_events_processed: metrics.totalEventsProcessed,
+      /** ms from an event's page timestamp to its hand-off to every viewer socket, over the latest 4096 events. */
+      average_latency: round(metrics.latency.average()),
+      latency_p95: round(metrics.latency.percentile(95)),
+      latency_samples: metrics.latency.size,
+      batches_processed: metrics.totalBatches,
+      events_rejected: metrics.rejectedEvents,
+      viewers: hub.connectionCount,
+      max_viewers: config.maxConnections,
+      viewers_refused: hub.connectionsRefused,
+      event_buffer_size: config.eventBufferSize,
+      rss_bytes: process.memoryUsage().rss,
+      uptime_s: Math.round((Date.now() - deps.startedAt) / 1000),
+    };
+  });
+}

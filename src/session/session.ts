@@ -1,0 +1,179 @@
+import { EventEmitter } from 'node:events';
+import {
+  CustomTag,
+  RrwebEventType,
+  TERMINAL_STATUSES,
+  type SessionStatus,
+  type StatusCustomPayload,
+  type StepCustomPayload,
+  type StepInfo,
+  type WireEvent,
+} from '../protocol/index.js';
+import { SessionLog } from './log.js';
+import type { StreamMetrics } from './metrics.js';
+
+export interface StepResult extends StepInfo {
+  selector?: string | null;
+  matched?: string | null;
+  screenshotAvailable?: boolean;
+}
+
+export interface SessionInit {
+  id: string;
+  workflowName: string;
+  steps: { type: string; description: string | null }[];
+  visual: boolean;
+  quality: 'standard' | 'high';
+  bufferSize: number;
+  metrics: StreamMetrics;
+}
+
+export interface SessionEvents {
+  status: [];
+}
+
+/** Drops anything a page could send that is not shaped like an rrweb event. */
+export function parseBatch(json: string): { events: WireEvent[]; rejected: number } {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    return { events: [], rejected: 1 };
+  }
+  if (!Array.isArray(parsed)) return { events: [], rejected: 1 };
+  const events: WireEvent[] = [];
+  for (const e of parsed as unknown[]) {
+    if (e && typeof e === 'object' && typeof (e as WireEvent).type === 'number' && Number.isFinite((e as WireEvent).timestamp)) {
+      events.push(e as WireEvent);
+    }
+  }
+  return { events, rejected: parsed.length - events.length };
+}
+
+/** One workflow run: its lifecycle, its steps and, when visual, its event log. */
+export class Session extends EventEmitter<SessionEvents> {
+  readonly id: string;
+  readonly workflowName: string;
+  readonly visual: boolean;
+  readonly quality: 'standard' | 'high';
+  readonly log: SessionLog;
+  readonly steps: StepResult[];
+  readonly createdAt = Date.now();
+  startedAt: number | null = null;
+  endedAt: number | null = null;
+  status: SessionStatus = 'queued';
+  currentStep: number | null = null;
+  error: string | null = null;
+  outputs: Record<string, unknown> = {};
+  /** PNG of the page when a step failed. */
+  failureScreenshot: Buffer | null = null;
+  /** Set by whoever drives the page: asks it for a fresh checkpoint. */
+  requestSnapshot: () => void = () => {};
+  private readonly metrics: StreamMetrics;
+
+  constructor(init: SessionInit) {
+    super();
+    this.id = init.id;
+    this.workflowName = init.workflowName;
+    this.visual = init.visual;
+    this.quality = init.quality;
+    this.metrics = init.metrics;
+    this.steps = init.steps.map((s, index) => ({ index, type: s.type, description: s.description, state: 'pending' }));
+    this.log = new SessionLog(init.bufferSize, () => this.requestSnapshot());
+  }
+
+  get finished(): boolean {
+    return TERMINAL_STATUSES.includes(this.status);
+  }
+
+  /** A batch from the page, as JSON text. Appended (and so fanned out) before this returns. */
+  ingest(json: string): void {
+    if (this.finished) return;
+    const { events, rejected } = parseBatch(json);
+    this.metrics.rejectedEvents += rejected;
+    const batch = this.log.append(events);
+    if (!batch) return;
+    const now = Date.now();
+    for (const ts of batch.timestamps) this.metrics.latency.add(Math.max(0, now - ts));
+    this.metrics.totalEventsProcessed += batch.events.length;
+    this.metrics.totalBatches++;
+  }
+
+  private custom(tag: string, payload: StepCustomPayload | StatusCustomPayload): void {
+    if (!this.visual) return;
+    this.log.append([{ type: RrwebEventType.Custom, timestamp: Date.now(), data: { tag, payload } }]);
+  }
+
+  setStatus(status: SessionStatus, error: string | null = null): void {
+    if (this.finished || this.status === status) return;
+    this.status = status;
+    if (status === 'running') this.startedAt = Date.now();
+    if (TERMINAL_STATUSES.includes(status)) {
+      this.endedAt = Date.now();
+      this.currentStep = null;
+      for (const s of this.steps) if (s.state === 'pending') s.state = 'skipped';
+    }
+    if (error) this.error = error;
+    this.custom(CustomTag.status, { status, error });
+    this.emit('status');
+  }
+
+  stepStarted(index: number): void {
+    const step = this.steps[index];
+    if (!step) return;
+    step.state = 'running';
+    this.currentStep = index;
+    this.custom(CustomTag.step, { phase: 'start', index, type: step.type, description: step.description });
+    this.emit('status');
+  }
+
+  stepEnded(index: number, result: { durationMs: number; matched?: string | null }): void {
+    const step = this.steps[index];
+    if (!step) return;
+    Object.assign(step, { state: 'succeeded', durationMs: result.durationMs, matched: result.matched ?? null });
+    this.custom(CustomTag.step, { phase: 'end', index, type: step.type, description: step.description, durationMs: result.durationMs });
+    this.emit('status');
+  }
+
+  stepFailed(index: number, failure: { durationMs: number; error: string; selector: string | null; screenshot: Buffer | null }): void {
+    const step = this.steps[index];
+    if (!step) return;
+    Object.assign(step, {
+      state: 'failed',
+      durationMs: failure.durationMs,
+      error: failure.error,
+      selector: failure.selector,
+      screenshotAvailable: failure.screenshot !== null,
+    });
+    this.failureScreenshot = failure.screenshot;
+    this.custom(CustomTag.step, {
+      phase: 'fail',
+      index,
+      type: step.type,
+      description: step.description,
+      durationMs: failure.durationMs,
+      error: failure.error,
+      selector: failure.selector,
+    });
+    this.emit('status');
+  }
+
+  /** What GET /workflows/{id} answers. */
+  toJSON(): Record<string, unknown> {
+    return {
+      session_id: this.id,
+      workflow: this.workflowName,
+      status: this.status,
+      error: this.error,
+      visual_enabled: this.visual,
+      created_at: new Date(this.createdAt).toISOString(),
+      started_at: this.startedAt ? new Date(this.startedAt).toISOString() : null,
+      ended_at: this.endedAt ? new Date(this.endedAt).toISOString() : null,
+      duration_ms: this.startedAt ? (this.endedAt ?? Date.now()) - this.startedAt : null,
+      current_step: this.currentStep,
+      steps: this.steps,
+      outputs: this.outputs,
+      events: { total: this.log.totalEvents, retained: this.log.retained, last_seq: this.log.lastSeq, bytes: this.log.totalBytes },
+    };
+  }
+}

@@ -1,0 +1,1 @@
+export { StreamHub, type HubOptions } from './hub.js';
