@@ -13,6 +13,7 @@ export interface StartRun {
 /** Ties the parts together for one run: a browser context, the recorder, the session and the steps. */
 export class RunManager {
   private readonly running = new Set<Promise<void>>();
+  private readonly pages = new Map<string, Page>();
 
   constructor(
     private readonly deps: {
@@ -41,7 +42,6 @@ export class RunManager {
 
   private async execute(session: Session, req: StartRun): Promise<void> {
     const log = this.deps.log.child({ session: session.id });
-    let page: Page | undefined;
     const context = await this.deps.launcher.newContext().catch((err: unknown) => {
       log.error({ err: errorMessage(err) }, 'could not start a browser');
       session.setStatus('failed', `could not start a browser: ${errorMessage(err)}`);
@@ -49,7 +49,8 @@ export class RunManager {
     });
     if (!context) return;
     try {
-      page = await context.newPage();
+      const page = await context.newPage();
+      this.pages.set(session.id, page);
       const recorder = req.visual ? await attachRecorder(context, page, req.quality, (json) => session.ingest(json)) : null;
       if (recorder) session.requestSnapshot = () => void recorder.takeFullSnapshot();
       page.on('crash', () => log.error('page crashed'));
@@ -71,9 +72,15 @@ export class RunManager {
       log.error({ err: errorMessage(err) }, 'run crashed');
       session.setStatus('failed', errorMessage(err));
     } finally {
+      this.pages.delete(session.id);
       session.requestSnapshot = () => {};
       await context.close().catch(() => undefined);
     }
+  }
+
+  /** The page a running session drives (for tests and diagnostics); undefined once it ended. */
+  page(sessionId: string): Page | undefined {
+    return this.pages.get(sessionId);
   }
 
   /** Waits for every run in flight (used at shutdown and by tests). */
