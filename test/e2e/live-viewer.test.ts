@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { bodyText, demoWorkflow, execute, launchViewerBrowser, startStack, waitFor, type Stack } from '../helpers/stack.js';
+
+/** The replayed document inside a viewer page. */
+async function replayedText(viewer: Page): Promise<string> {
+  const frame = viewer.frames().find((f) => f !== viewer.mainFrame());
+  if (!frame) return '';
+  return (await frame.evaluate(bodyText).catch(() => '')) as string;
+}
+
+describe('the live viewer', () => {
+  let stack: Stack;
+  let browser: Browser;
+
+  before(async () => {
+    stack = await startStack();
+    browser = await launchViewerBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await stack?.close();
+  });
+
+  test('a viewer connected before the run and one that joins mid-run both end with the same DOM text as the source page', async () => {
+    const { status, body } = await execute(stack.base, {
+      workflow: demoWorkflow(stack.site.url, { midWaitMs: 2500, holdMs: 3000 }),
+      inputs: { user: 'grace' },
+      visual_enabled: true,
+    });
+    assert.equal(status, 202);
+    assert.ok(body.viewer_url);
+    const early = await browser.newPage();
+    await early.goto(body.viewer_url);
+
+    // Join while the run is in its middle step (on the todo page).
+    const session = stack.server.deps.registry.get(body.session_id)!;
+    await waitFor('the middle step', () => session.currentStep === 9);
+    const late = await browser.newPage();
+    await late.goto(body.viewer_url);
+    assert.match(await waitFor('late viewer shows the todo page', async () => (await replayedText(late)).includes('alpha item') && replayedText(late)), /beta item/);
+
+    // During the final hold the source page is still there: compare it with both replays.
+    await waitFor('the final hold', () => session.currentStep === 12);
+    const source = stack.server.deps.runs.page(body.session_id)!;
+    const expected = (await source.evaluate(bodyText)) as string;
+    assert.match(expected, /About Acme Portal/);
+    for (const viewer of [early, late]) {
+      await waitFor('replay equal to the source page', async () => (await replayedText(viewer)) === expected);
+    }
+
+    // When the run ends both viewers say so and keep showing the final page.
+    for (const viewer of [early, late]) {
+      await waitFor('viewer shows the end', () => viewer.evaluate(() => document.documentElement.dataset.connection === 'ended'));
+      assert.equal(await viewer.evaluate(() => document.documentElement.dataset.status), 'succeeded');
+      assert.equal(await replayedText(viewer), expected);
+    }
+
+    // A viewer opened after the run ended sees the final page at once.
+    const afterwards = await browser.newPage();
+    await afterwards.goto(body.viewer_url);
+    await waitFor('a viewer opened afterwards shows the final page', async () => (await replayedText(afterwards)) === expected);
+    await Promise.all([early.close(), late.close(), afterwards.close()]);
+  });
+
+  test('the viewer page loads with every request answered by the server itself', async () => {
+    const { body } = await execute(stack.base, { workflow: demoWorkflow(stack.site.url, { holdMs: 500, midWaitMs: 200 }), inputs: { user: 'x' }, visual_enabled: true });
+    const page = await browser.newPage();
+    const origins = new Set<string>();
+    const blocked: string[] = [];
+    page.on('request', (r) => origins.add(new URL(r.url()).origin));
+    page.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) blocked.push(m.text());
+    });
+    await page.goto(body.viewer_url!);
+    await waitFor('the run to end in the viewer', () => page.evaluate(() => document.documentElement.dataset.connection === 'ended'));
+    // Walk the demo site's gallery too: images must arrive inlined, not fetched from the site.
+    const gallery = await execute(stack.base, {
+      workflow: { name: 'gallery', steps: [{ type: 'navigation', url: `${stack.site.url}/gallery.html` }, { type: 'wait', ms: 800 }] },
+      visual_enabled: true,
+    });
+    await page.goto(gallery.body.viewer_url!);
+    await waitFor('gallery images in the replay', async () => {
+      const frame = page.frames().find((f) => f !== page.mainFrame());
+      const srcs = frame ? await frame.evaluate(() => [...document.images].map((i) => i.src)).catch(() => []) : [];
+      return srcs.length === 3 && srcs.every((s) => s.startsWith('data:image/')) && srcs;
+    });
+    const allowed = new URL(stack.base).origin;
+    const others = [...origins].filter((o) => o !== allowed && o !== 'null' && !o.startsWith('data:'));
+    assert.deepEqual(others, [], `the viewer asked other origins: ${others.join(', ')}`);
+    assert.deepEqual(blocked, [], 'the viewer tried to load something its CSP blocked');
+    await page.close();
+  });
+});

@@ -1,0 +1,145 @@
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import WebSocket from 'ws';
+import { CHROMIUM_ARGS, findChromium } from '../../src/browser/index.js';
+import { projectRoot } from '../../src/common/index.js';
+import { serveStatic, type StaticSite } from '../../src/cli/static-site.js';
+import type { ServerFrame, WireEvent } from '../../src/protocol/index.js';
+import { createServer, loadConfig, type Server } from '../../src/server/index.js';
+
+export interface Stack {
+  server: Server;
+  base: string;
+  site: StaticSite;
+  close(): Promise<void>;
+}
+
+/** The real server on port 0 and the demo site on 127.0.0.1, as a user would run them. */
+export async function startStack(env: Record<string, string> = {}): Promise<Stack> {
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env });
+  const server = createServer(config);
+  const base = await server.listen();
+  const site = await serveStatic(join(projectRoot, 'demo', 'site'));
+  return {
+    server,
+    base,
+    site,
+    async close() {
+      await server.close();
+      await site.close();
+    },
+  };
+}
+
+/** A second, independent Chromium in which viewers are opened. */
+export function launchViewerBrowser(): Promise<Browser> {
+  return chromium.launch({ executablePath: findChromium({ explicitPath: process.env.CHROMIUM_PATH }), args: CHROMIUM_ARGS });
+}
+
+export interface ExecuteAnswer {
+  status: number;
+  body: { session_id: string; status: string; visual_stream_url: string | null; viewer_url: string | null; error?: string };
+}
+
+export async function execute(base: string, body: unknown, raw?: string): Promise<ExecuteAnswer> {
+  const res = await fetch(`${base}/workflows/execute`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: raw ?? JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as ExecuteAnswer['body'] };
+}
+
+export async function waitFor<T>(what: string, probe: () => T | Promise<T>, timeoutMs = 20_000, everyMs = 50): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await probe();
+    if (last) return last as NonNullable<T>;
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${JSON.stringify(last)?.slice(0, 300)})`);
+}
+
+export interface Received {
+  seq: number;
+  json: string;
+  event: WireEvent;
+}
+
+/** A raw WebSocket viewer that keeps every frame it was sent, as text and parsed. */
+export class WsViewer {
+  readonly raw: string[] = [];
+  readonly frames: ServerFrame[] = [];
+  readonly received: Received[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      const text = data.toString();
+      this.raw.push(text);
+      const frame = JSON.parse(text) as ServerFrame;
+      this.frames.push(frame);
+      if (frame.t === 'events' || frame.t === 'reset') {
+        frame.events.forEach((event, i) => this.received.push({ seq: frame.from + i, json: JSON.stringify(event), event }));
+      }
+    });
+    this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+  }
+
+  static open(url: string): Promise<WsViewer> {
+    const ws = new WebSocket(url);
+    const viewer = new WsViewer(ws);
+    return new Promise((resolve, reject) => {
+      ws.once('open', () => resolve(viewer));
+      ws.once('error', reject);
+    });
+  }
+
+  get lastSeq(): number {
+    return this.received.at(-1)?.seq ?? 0;
+  }
+
+  hello(): Extract<ServerFrame, { t: 'hello' }> | undefined {
+    return this.frames.find((f): f is Extract<ServerFrame, { t: 'hello' }> => f.t === 'hello');
+  }
+
+  ended(): boolean {
+    return this.frames.some((f) => f.t === 'end');
+  }
+
+  close(): Promise<{ code: number; reason: string }> {
+    this.ws.close();
+    return this.closed;
+  }
+}
+
+/** Whitespace-normalized visible text of a document's body. */
+export const bodyText = `(() => (document.body ? document.body.innerText : '').replace(/\\s+/g, ' ').trim())()`;
+
+export const PASSWORD = 'hunter2-very-secret-Pa55';
+
+/** A run on the demo site: sign in (password typed key by key), add todos, go to a second page, hold. */
+export function demoWorkflow(site: string, opts: { holdMs?: number; midWaitMs?: number } = {}) {
+  return {
+    name: 'e2e tour',
+    description: 'signs in, adds todos, navigates',
+    version: '1.0',
+    input_schema: [{ name: 'user', type: 'string', required: true }],
+    steps: [
+      { type: 'navigation', url: `${site}/index.html`, description: 'open' },
+      { type: 'input', cssSelector: '#username', value: '{user}', description: 'user name' },
+      { type: 'input', cssSelector: '#password', value: PASSWORD, typeDelayMs: 15, description: 'password' },
+      { type: 'click', cssSelector: '#login-btn', description: 'sign in' },
+      { type: 'wait', cssSelector: '#new-todo', description: 'todo page' },
+      { type: 'input', cssSelector: '#new-todo', value: 'alpha item', description: 'first todo' },
+      { type: 'key_press', cssSelector: '#new-todo', key: 'Enter' },
+      { type: 'input', cssSelector: '#new-todo', value: 'beta item', description: 'second todo' },
+      { type: 'click', cssSelector: '#add-todo' },
+      { type: 'wait', ms: opts.midWaitMs ?? 1500, description: 'middle' },
+      { type: 'click', cssSelector: '#nav-about', description: 'second page' },
+      { type: 'wait', cssSelector: '#about-title' },
+      { type: 'wait', ms: opts.holdMs ?? 1500, description: 'hold' },
+    ],
+  };
+}
