@@ -23,7 +23,7 @@ export async function serveStatic(folder: string, port = 0): Promise<StaticSite>
   const server: Server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     const file = normalize(join(base, path.endsWith('/') ? `${path}index.html` : path));
-    let ok = false;
+    let ok: boolean;
     try {
       ok = file.startsWith(base) && statSync(file).isFile();
     } catch {
