@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { serveStatic, type StaticSite } from '../../src/cli/static-site.js';
+import { projectRoot } from '../../src/common/index.js';
+import { RrwebEventType } from '../../src/protocol/index.js';
+import { WsViewer, execute, startStack, waitFor, type Stack } from '../helpers/stack.js';
+
+const CANVAS_MUTATION = 9;
+const BUFFER = 50;
+
+describe('recording', () => {
+  let stack: Stack;
+  let pages: StaticSite;
+  before(async () => {
+    stack = await startStack({ VISUAL_EVENT_BUFFER_SIZE: String(BUFFER) });
+    pages = await serveStatic(join(projectRoot, 'test', 'fixtures', 'pages'));
+  });
+  after(async () => {
+    await pages?.close();
+    await stack?.close();
+  });
+
+  const hold = (page: string, ms: number, quality: 'standard' | 'high' = 'standard') =>
+    execute(stack.base, {
+      workflow: { name: page, steps: [{ type: 'navigation', url: `${pages.url}/${page}` }, { type: 'wait', ms }] },
+      visual_enabled: true,
+      visual_quality: quality,
+    });
+
+  test('memory stays bounded by a fresh checkpoint, and a late joiner still starts from Meta + FullSnapshot', async () => {
+    const { body } = await hold('churn.html', 4000);
+    const session = stack.server.deps.registry.get(body.session_id)!;
+    let maxRetained = 0;
+    const sampler = setInterval(() => (maxRetained = Math.max(maxRetained, session.log.retained)), 5);
+    await waitFor('lots of events', () => session.log.lastSeq > BUFFER * 4);
+    const late = await WsViewer.open(body.visual_stream_url!);
+    await late.closed;
+    clearInterval(sampler);
+
+    assert.ok(session.log.totalEvents > BUFFER * 4, `${session.log.totalEvents} events`);
+    assert.ok(maxRetained <= BUFFER * 2, `retained up to ${maxRetained} events with a buffer of ${BUFFER}`);
+    assert.ok(session.log.checkpointSeq > BUFFER, 'the checkpoint moved forward');
+    const reset = late.frames.find((f) => f.t === 'reset');
+    assert.ok(reset && reset.t === 'reset');
+    assert.deepEqual(reset.events.slice(0, 2).map((e) => e.type), [RrwebEventType.Meta, RrwebEventType.FullSnapshot]);
+  });
+
+  test('high quality records canvas drawing, standard does not', async () => {
+    const runs = await Promise.all([hold('canvas.html', 1500, 'high'), hold('canvas.html', 1500, 'standard')]);
+    const [high, standard] = await Promise.all(
+      runs.map(async ({ body }) => {
+        const v = await WsViewer.open(body.visual_stream_url!);
+        await v.closed;
+        return v.received.filter((r) => r.event.type === RrwebEventType.IncrementalSnapshot && (r.event.data as { source: number }).source === CANVAS_MUTATION).length;
+      }),
+    );
+    assert.ok(high! > 3, `high quality sent ${high} canvas frames`);
+    assert.equal(standard, 0);
+  });
+});

@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError } from '../../src/common/index.js';
+import { loadConfig } from '../../src/server/config.js';
+
+/** Runs fn, expects a ConfigError and hands it back for closer checks. */
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+    return err;
+  }
+  assert.fail('expected loadConfig to throw');
+}
+
+describe('loadConfig', () => {
+  test('an empty environment gives the documented defaults', () => {
+    const config = loadConfig({});
+    assert.equal(config.port, 3000);
+    assert.equal(config.host, '127.0.0.1');
+    assert.equal(config.visualStreamingEnabled, true);
+    assert.equal(config.maxConnections, 100);
+    assert.equal(config.eventBufferSize, 1000);
+    assert.equal(config.chromiumPath, undefined);
+    assert.equal(config.logLevel, 'info');
+  });
+
+  test('whole numbers are parsed into numbers, surrounding spaces ignored', () => {
+    const config = loadConfig({ PORT: ' 8080 ', VISUAL_WEBSOCKET_MAX_CONNECTIONS: '7', VISUAL_EVENT_BUFFER_SIZE: '50000' });
+    assert.equal(config.port, 8080);
+    assert.equal(config.maxConnections, 7);
+    assert.equal(config.eventBufferSize, 50000);
+  });
+
+  test('PORT 0 is accepted (pick a free port)', () => {
+    assert.equal(loadConfig({ PORT: '0' }).port, 0);
+  });
+
+  for (const [raw, expected] of [
+    ['true', true],
+    ['TRUE', true],
+    ['1', true],
+    [' yes ', true],
+    ['false', false],
+    ['False', false],
+    ['0', false],
+    ['no', false],
+  ] as const) {
+    test(`VISUAL_STREAMING_ENABLED=${JSON.stringify(raw)} reads as ${expected}`, () => {
+      assert.equal(loadConfig({ VISUAL_STREAMING_ENABLED: raw }).visualStreamingEnabled, expected);
+    });
+  }
+
+  test('an empty string counts as unset and gets the default', () => {
+    const config = loadConfig({ PORT: '', HOST: '', VISUAL_STREAMING_ENABLED: '', VISUAL_EVENT_BUFFER_SIZE: '', LOG_LEVEL: '', CHROMIUM_PATH: '' });
+    assert.equal(config.port, 3000);
+    assert.equal(config.host, '127.0.0.1');
+    assert.equal(config.visualStreamingEnabled, true);
+    assert.equal(config.eventBufferSize, 1000);
+    assert.equal(config.logLevel, 'info');
+    assert.equal(config.chromiumPath, undefined);
+  });
+
+  test('HOST, CHROMIUM_PATH and LOG_LEVEL are passed through', () => {
+    const config = loadConfig({ HOST: '0.0.0.0', CHROMIUM_PATH: '/opt/chrome', LOG_LEVEL: 'silent' });
+    assert.equal(config.host, '0.0.0.0');
+    assert.equal(config.chromiumPath, '/opt/chrome');
+    assert.equal(config.logLevel, 'silent');
+  });
+
+  test('a non-numeric PORT throws a ConfigError naming PORT and its value', () => {
+    const err = configError(() => loadConfig({ PORT: 'abc' }));
+    assert.equal(err.code, 'CONFIG_INVALID');
+    assert.match(err.message, /PORT="abc": must be a whole number/);
+  });
+
+  test('a negative or fractional number is not a whole number', () => {
+    assert.match(configError(() => loadConfig({ PORT: '-1' })).message, /PORT="-1"/);
+    assert.match(configError(() => loadConfig({ VISUAL_EVENT_BUFFER_SIZE: '10.5' })).message, /VISUAL_EVENT_BUFFER_SIZE="10.5"/);
+  });
+
+  test('numbers out of range are refused with the bound in the message', () => {
+    assert.match(configError(() => loadConfig({ PORT: '65536' })).message, /PORT="65536": must be at most 65535/);
+    assert.match(configError(() => loadConfig({ VISUAL_WEBSOCKET_MAX_CONNECTIONS: '0' })).message, /VISUAL_WEBSOCKET_MAX_CONNECTIONS="0": must be at least 1/);
+    assert.match(configError(() => loadConfig({ VISUAL_EVENT_BUFFER_SIZE: '9' })).message, /VISUAL_EVENT_BUFFER_SIZE="9": must be at least 10/);
+  });
+
+  test('a boolean that is not true/false/1/0/yes/no is refused', () => {
+    const err = configError(() => loadConfig({ VISUAL_STREAMING_ENABLED: 'maybe' }));
+    assert.match(err.message, /VISUAL_STREAMING_ENABLED="maybe": must be true or false/);
+  });
+
+  test('an unknown LOG_LEVEL is refused', () => {
+    assert.match(configError(() => loadConfig({ LOG_LEVEL: 'loud' })).message, /LOG_LEVEL="loud"/);
+  });
+
+  test('a HOST of only spaces is refused rather than treated as unset', () => {
+    assert.match(configError(() => loadConfig({ HOST: '   ' })).message, /HOST="   ": must not be empty/);
+  });
+
+  test('the error names every bad variable with its value at once', () => {
+    const err = configError(() =>
+      loadConfig({ PORT: 'eighty', VISUAL_STREAMING_ENABLED: 'perhaps', VISUAL_WEBSOCKET_MAX_CONNECTIONS: 'lots', VISUAL_EVENT_BUFFER_SIZE: '3', HOST: 'ok' }),
+    );
+    assert.match(err.message, /PORT="eighty"/);
+    assert.match(err.message, /VISUAL_STREAMING_ENABLED="perhaps"/);
+    assert.match(err.message, /VISUAL_WEBSOCKET_MAX_CONNECTIONS="lots"/);
+    assert.match(err.message, /VISUAL_EVENT_BUFFER_SIZE="3"/);
+    assert.doesNotMatch(err.message, /HOST/);
+  });
+
+  test('the returned config is frozen', () => {
+    const config = loadConfig({});
+    assert.ok(Object.isFrozen(config));
+    assert.throws(() => {
+      (config as { port: number }).port = 1;
+    }, TypeError);
+    assert.equal(config.port, 3000);
+  });
+});

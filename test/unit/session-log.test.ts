@@ -1,0 +1,291 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { RrwebEventType, type WireEvent } from '../../src/protocol/index.js';
+import { SessionLog, type Batch } from '../../src/session/log.js';
+
+const { Meta, FullSnapshot, IncrementalSnapshot } = RrwebEventType;
+
+let clock = 1_000;
+function ev(type: number, data?: unknown): WireEvent {
+  clock += 1;
+  return data === undefined ? { type, timestamp: clock } : { type, timestamp: clock, data };
+}
+const incremental = (n: number): WireEvent[] => Array.from({ length: n }, (_, i) => ev(IncrementalSnapshot, { i }));
+const checkpoint = (): WireEvent[] => [ev(Meta, { href: 'https://example.test/' }), ev(FullSnapshot, { node: {} })];
+const types = (events: readonly string[]): number[] => events.map((j) => (JSON.parse(j) as WireEvent).type);
+
+describe('SessionLog seqs', () => {
+  test('an empty log has lastSeq 0 and nothing retained', () => {
+    const log = new SessionLog(100);
+    assert.equal(log.lastSeq, 0);
+    assert.equal(log.retained, 0);
+    assert.equal(log.checkpointSeq, 0);
+  });
+
+  test('the first event gets seq 1', () => {
+    const log = new SessionLog(100);
+    const batch = log.append(incremental(3));
+    assert.equal(batch?.from, 1);
+    assert.equal(log.lastSeq, 3);
+  });
+
+  test('seqs continue without gaps across appends', () => {
+    const log = new SessionLog(100);
+    log.append(incremental(3));
+    const second = log.append(incremental(2));
+    const third = log.append(incremental(1));
+    assert.equal(second?.from, 4);
+    assert.equal(third?.from, 6);
+    assert.equal(log.lastSeq, 6);
+    assert.equal(log.totalEvents, 6);
+  });
+
+  test('appending nothing returns null, uses no seq and tells no listener', () => {
+    const log = new SessionLog(100);
+    let calls = 0;
+    log.subscribe(() => calls++);
+    log.append(incremental(2));
+    assert.equal(log.append([]), null);
+    assert.equal(log.lastSeq, 2);
+    assert.equal(calls, 1);
+    assert.equal(log.append(incremental(1))?.from, 3);
+  });
+
+  test('each event is kept as its JSON text and its bytes are counted', () => {
+    const log = new SessionLog(100);
+    const events = incremental(2);
+    const batch = log.append(events);
+    assert.deepEqual(batch?.events, events.map((e) => JSON.stringify(e)));
+    assert.deepEqual(batch?.timestamps, events.map((e) => e.timestamp));
+    assert.equal(log.totalBytes, events.reduce((n, e) => n + JSON.stringify(e).length, 0));
+  });
+});
+
+describe('SessionLog checkpoints', () => {
+  test('a Meta followed by a FullSnapshot sets checkpointSeq to the Meta seq', () => {
+    const log = new SessionLog(100);
+    log.append(incremental(4)); // seqs 1-4
+    log.append([...checkpoint(), ...incremental(1)]); // Meta is seq 5
+    assert.equal(log.checkpointSeq, 5);
+  });
+
+  test('a checkpoint drops older entries, so fromCheckpoint starts at the Meta', () => {
+    const log = new SessionLog(100);
+    log.append(incremental(4));
+    log.append([...checkpoint(), ...incremental(2)]);
+    const slice = log.fromCheckpoint();
+    assert.equal(slice.from, 5);
+    assert.deepEqual(types(slice.events), [Meta, FullSnapshot, IncrementalSnapshot, IncrementalSnapshot]);
+    assert.equal(log.retained, 4);
+    assert.equal(log.lastSeq, 8);
+    assert.equal(log.totalEvents, 8);
+  });
+
+  test('a Meta and a FullSnapshot split across two appends still form a checkpoint', () => {
+    const log = new SessionLog(100);
+    log.append(incremental(3));
+    const [meta, full] = checkpoint();
+    assert.ok(meta && full);
+    log.append([meta]); // seq 4
+    assert.equal(log.checkpointSeq, 0);
+    log.append([full]);
+    assert.equal(log.checkpointSeq, 4);
+    assert.equal(log.fromCheckpoint().from, 4);
+    assert.deepEqual(types(log.fromCheckpoint().events), [Meta, FullSnapshot]);
+  });
+
+  test('a FullSnapshot with no Meta before it is not a checkpoint', () => {
+    const log = new SessionLog(100);
+    log.append(incremental(2));
+    log.append([ev(FullSnapshot)]);
+    assert.equal(log.checkpointSeq, 0);
+    assert.equal(log.fromCheckpoint().from, 1);
+    assert.equal(log.retained, 3);
+  });
+
+  test('a later checkpoint replaces the earlier one', () => {
+    const log = new SessionLog(100);
+    log.append(checkpoint()); // 1-2
+    log.append(incremental(3)); // 3-5
+    log.append(checkpoint()); // 6-7
+    assert.equal(log.checkpointSeq, 6);
+    assert.equal(log.fromCheckpoint().from, 6);
+    assert.equal(log.retained, 2);
+  });
+
+  test('before any checkpoint fromCheckpoint gives everything from seq 1', () => {
+    const log = new SessionLog(100);
+    log.append(incremental(3));
+    const slice = log.fromCheckpoint();
+    assert.equal(slice.from, 1);
+    assert.equal(slice.events.length, 3);
+  });
+});
+
+describe('SessionLog.since', () => {
+  test('returns exactly the events after the given seq', () => {
+    const log = new SessionLog(100);
+    const events = incremental(5);
+    log.append(events);
+    const slice = log.since(2);
+    assert.equal(slice?.from, 3);
+    assert.deepEqual(slice?.events, events.slice(2).map((e) => JSON.stringify(e)));
+  });
+
+  test('since 0 on a log without a checkpoint returns everything', () => {
+    const log = new SessionLog(100);
+    log.append(incremental(3));
+    assert.equal(log.since(0)?.events.length, 3);
+  });
+
+  test('a since equal to lastSeq gets an empty slice, not null', () => {
+    const log = new SessionLog(100);
+    log.append(incremental(3));
+    assert.deepEqual(log.since(3), { from: 4, events: [] });
+  });
+
+  test('a since just before the checkpoint gets everything from the checkpoint', () => {
+    const log = new SessionLog(100);
+    log.append(incremental(4));
+    log.append(checkpoint()); // Meta is seq 5
+    const slice = log.since(4);
+    assert.equal(slice?.from, 5);
+    assert.deepEqual(types(slice?.events ?? []), [Meta, FullSnapshot]);
+  });
+
+  test('a since older than the checkpoint gets null so the viewer is reset', () => {
+    const log = new SessionLog(100);
+    log.append(incremental(4));
+    log.append(checkpoint());
+    assert.equal(log.since(3), null);
+    assert.equal(log.since(0), null);
+  });
+
+  test('a since in the future gets null', () => {
+    const log = new SessionLog(100);
+    log.append(incremental(3));
+    assert.equal(log.since(4), null);
+    assert.equal(log.since(1000), null);
+  });
+
+  test('a negative since gets null', () => {
+    const log = new SessionLog(100);
+    log.append(incremental(3));
+    assert.equal(log.since(-1), null);
+  });
+});
+
+describe('SessionLog listeners', () => {
+  test('listeners get each batch synchronously, with its first seq and JSON text', () => {
+    const log = new SessionLog(100);
+    const seen: Batch[] = [];
+    log.subscribe((b) => seen.push(b));
+    log.append(incremental(2));
+    const events = incremental(3);
+    log.append(events);
+    // No await in between: delivery happened inside append.
+    assert.equal(seen.length, 2);
+    assert.equal(seen[0]?.from, 1);
+    assert.equal(seen[1]?.from, 3);
+    assert.deepEqual(seen[1]?.events, events.map((e) => JSON.stringify(e)));
+  });
+
+  test('every subscribed listener gets the same batch', () => {
+    const log = new SessionLog(100);
+    const a: Batch[] = [];
+    const b: Batch[] = [];
+    log.subscribe((x) => a.push(x));
+    log.subscribe((x) => b.push(x));
+    const returned = log.append(incremental(1));
+    assert.equal(a[0], returned);
+    assert.equal(b[0], returned);
+  });
+
+  test('a listener sees the log already updated (since works inside it)', () => {
+    const log = new SessionLog(100);
+    let lastSeqSeen = -1;
+    log.subscribe((b) => {
+      lastSeqSeen = log.lastSeq;
+      assert.deepEqual(log.since(b.from - 1)?.events, b.events);
+    });
+    log.append(incremental(2));
+    assert.equal(lastSeqSeen, 2);
+  });
+
+  test('an unsubscribed listener gets nothing more', () => {
+    const log = new SessionLog(100);
+    let calls = 0;
+    const unsubscribe = log.subscribe(() => calls++);
+    log.append(incremental(1));
+    unsubscribe();
+    log.append(incremental(1));
+    assert.equal(calls, 1);
+  });
+});
+
+describe('SessionLog overflow', () => {
+  test('reaching maxEvents exactly does not ask for a checkpoint', () => {
+    let calls = 0;
+    const log = new SessionLog(5, () => calls++);
+    log.append(incremental(5));
+    assert.equal(calls, 0);
+  });
+
+  test('going past maxEvents asks for a checkpoint once', () => {
+    let calls = 0;
+    const log = new SessionLog(5, () => calls++);
+    log.append(incremental(6));
+    assert.equal(calls, 1);
+  });
+
+  test('more events within 2 s do not ask again', (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: 50_000 });
+    let calls = 0;
+    const log = new SessionLog(5, () => calls++);
+    log.append(incremental(6));
+    t.mock.timers.tick(1999);
+    log.append(incremental(1));
+    log.append(incremental(1));
+    assert.equal(calls, 1);
+  });
+
+  test('if no checkpoint came within 2 s, the next append asks again', (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: 50_000 });
+    let calls = 0;
+    const log = new SessionLog(5, () => calls++);
+    log.append(incremental(6));
+    t.mock.timers.tick(2000);
+    log.append(incremental(1));
+    assert.equal(calls, 2);
+  });
+
+  test('events keep being retained while the checkpoint is awaited', () => {
+    const log = new SessionLog(5, () => {});
+    log.append(incremental(9));
+    assert.equal(log.retained, 9);
+    assert.equal(log.since(0)?.events.length, 9);
+  });
+
+  test('the arrival of a new checkpoint trims memory back to it', () => {
+    let calls = 0;
+    const log = new SessionLog(5, () => calls++);
+    log.append(incremental(8)); // 1-8
+    assert.equal(calls, 1);
+    log.append(checkpoint()); // 9-10
+    assert.equal(log.retained, 2);
+    assert.equal(log.checkpointSeq, 9);
+    assert.equal(log.fromCheckpoint().from, 9);
+    assert.equal(log.since(7), null);
+  });
+
+  test('after a checkpoint arrives, the next overflow is asked for at once', (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: 50_000 });
+    let calls = 0;
+    const log = new SessionLog(5, () => calls++);
+    log.append(incremental(6));
+    log.append(checkpoint());
+    log.append(incremental(4)); // 2 + 4 = 6 retained > 5
+    assert.equal(calls, 2);
+  });
+
+});
