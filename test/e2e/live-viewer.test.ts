@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
+import { cuttableProxy } from '../helpers/proxy.js';
 import { bodyText, demoWorkflow, execute, launchViewerBrowser, startStack, waitFor, type Stack } from '../helpers/stack.js';
 
 /** The replayed document inside a viewer page. */
@@ -62,6 +63,40 @@ describe('the live viewer', () => {
     await afterwards.goto(body.viewer_url);
     await waitFor('a viewer opened afterwards shows the final page', async () => (await replayedText(afterwards)) === expected);
     await Promise.all([early.close(), late.close(), afterwards.close()]);
+  });
+
+  test('a viewer whose connection drops reconnects, resumes where it was and ends on the source page', async () => {
+    const { body } = await execute(stack.base, {
+      workflow: demoWorkflow(stack.site.url, { midWaitMs: 2500, holdMs: 2500 }),
+      inputs: { user: 'ken' },
+      visual_enabled: true,
+    });
+    const proxy = await cuttableProxy(new URL(stack.base));
+    try {
+      const page = await browser.newPage();
+      const frames: string[] = [];
+      page.on('websocket', (ws) => ws.on('framereceived', (f) => frames.push(String(f.payload))));
+      await page.goto(body.viewer_url!.replace(stack.base, proxy.url));
+      const session = stack.server.deps.registry.get(body.session_id)!;
+      await waitFor('the middle step', () => session.currentStep === 9);
+      await waitFor('events received', () => page.evaluate(() => Number(document.documentElement.dataset.lastSeq) > 10));
+      const framesBeforeCut = frames.length;
+      proxy.cut();
+      await waitFor('the viewer notices', () => page.evaluate(() => document.documentElement.dataset.connection === 'reconnecting'));
+      await waitFor('the viewer is back', () => page.evaluate(() => document.documentElement.dataset.connection === 'live'), 15_000);
+      await waitFor('the final hold', () => session.currentStep === 12);
+      const expected = (await stack.server.deps.runs.page(body.session_id)!.evaluate(bodyText)) as string;
+      await waitFor('replay equal to the source page', async () => (await replayedText(page)) === expected);
+      await waitFor('the end', () => page.evaluate(() => document.documentElement.dataset.connection === 'ended'));
+      // The second connection resumed (no reset), and the viewer holds exactly the log's last seq.
+      const afterCut = frames.slice(framesBeforeCut);
+      assert.ok(afterCut.some((f) => f.startsWith('{"t":"hello"')), 'a new connection was made');
+      assert.ok(!afterCut.some((f) => f.startsWith('{"t":"reset"')), 'a resume must not rebuild from a reset');
+      assert.equal(await page.evaluate(() => Number(document.documentElement.dataset.lastSeq)), session.log.lastSeq);
+      await page.close();
+    } finally {
+      await proxy.close();
+    }
   });
 
   test('the viewer page loads with every request answered by the server itself', async () => {

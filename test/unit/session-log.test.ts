@@ -287,5 +287,4 @@ describe('SessionLog overflow', () => {
     log.append(incremental(4)); // 2 + 4 = 6 retained > 5
     assert.equal(calls, 2);
   });
-
 });

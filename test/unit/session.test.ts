@@ -1,0 +1,375 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { CustomTag, RrwebEventType, type WireEvent } from '../../src/protocol/index.js';
+import { StreamMetrics } from '../../src/session/metrics.js';
+import { parseBatch, Session } from '../../src/session/session.js';
+
+interface CustomData {
+  tag: string;
+  payload: Record<string, unknown>;
+}
+
+function newSession(overrides: { visual?: boolean; bufferSize?: number; metrics?: StreamMetrics } = {}): Session {
+  return new Session({
+    id: 'session-1',
+    workflowName: 'test workflow',
+    steps: [
+      { type: 'navigation', description: 'open' },
+      { type: 'click', description: null },
+      { type: 'input', description: 'type' },
+    ],
+    visual: overrides.visual ?? true,
+    quality: 'standard',
+    bufferSize: overrides.bufferSize ?? 1000,
+    metrics: overrides.metrics ?? new StreamMetrics(),
+  });
+}
+
+function loggedEvents(session: Session): WireEvent[] {
+  return session.log.fromCheckpoint().events.map((j) => JSON.parse(j) as WireEvent);
+}
+
+function customEvents(session: Session): CustomData[] {
+  return loggedEvents(session)
+    .filter((e) => e.type === RrwebEventType.Custom)
+    .map((e) => e.data as CustomData);
+}
+
+const pageEvents = (timestamps: number[]): string =>
+  JSON.stringify(timestamps.map((timestamp) => ({ type: RrwebEventType.IncrementalSnapshot, timestamp, data: { source: 0 } })));
+
+describe('parseBatch', () => {
+  test('keeps well-formed events in order with none rejected', () => {
+    const result = parseBatch('[{"type":4,"timestamp":1,"data":{}},{"type":2,"timestamp":2}]');
+    assert.deepEqual(result.events, [{ type: 4, timestamp: 1, data: {} }, { type: 2, timestamp: 2 }]);
+    assert.equal(result.rejected, 0);
+  });
+
+  test('drops entries that are not rrweb events and counts them', () => {
+    const result = parseBatch(
+      JSON.stringify([
+        { type: 3, timestamp: 10 },
+        null,
+        42,
+        'event',
+        [3, 10],
+        { type: '3', timestamp: 10 },
+        { type: 3 },
+        { type: 3, timestamp: '10' },
+        { timestamp: 10 },
+        { type: 5, timestamp: 11 },
+      ]),
+    );
+    assert.deepEqual(result.events, [{ type: 3, timestamp: 10 }, { type: 5, timestamp: 11 }]);
+    assert.equal(result.rejected, 8);
+  });
+
+  test('bad JSON yields no events and one rejection instead of throwing', () => {
+    assert.deepEqual(parseBatch('[{"type":3,'), { events: [], rejected: 1 });
+  });
+
+  test('JSON that is not an array yields no events and one rejection', () => {
+    assert.deepEqual(parseBatch('{"type":3,"timestamp":1}'), { events: [], rejected: 1 });
+    assert.deepEqual(parseBatch('null'), { events: [], rejected: 1 });
+  });
+
+  test('an empty array is no events and no rejections', () => {
+    assert.deepEqual(parseBatch('[]'), { events: [], rejected: 0 });
+  });
+});
+
+describe('Session.ingest', () => {
+  test('appends the page events to the log', () => {
+    const session = newSession();
+    session.ingest(pageEvents([1, 2, 3]));
+    assert.equal(session.log.lastSeq, 3);
+    assert.deepEqual(loggedEvents(session).map((e) => e.timestamp), [1, 2, 3]);
+  });
+
+  test('records one latency sample per event, measured from its page timestamp', (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: 10_000 });
+    const metrics = new StreamMetrics();
+    const session = newSession({ metrics });
+    session.ingest(pageEvents([9_000, 9_500]));
+    assert.equal(metrics.latency.size, 2);
+    assert.equal(metrics.latency.average(), 750);
+  });
+
+  test('a page timestamp in the future counts as zero latency, not negative', (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: 10_000 });
+    const metrics = new StreamMetrics();
+    newSession({ metrics }).ingest(pageEvents([12_000]));
+    assert.equal(metrics.latency.average(), 0);
+  });
+
+  test('counts processed events, batches and rejected entries', () => {
+    const metrics = new StreamMetrics();
+    const session = newSession({ metrics });
+    session.ingest(pageEvents([1, 2]));
+    session.ingest('[{"type":3,"timestamp":3},{"nope":true}]');
+    session.ingest('not json');
+    assert.equal(metrics.totalEventsProcessed, 3);
+    assert.equal(metrics.totalBatches, 2);
+    assert.equal(metrics.rejectedEvents, 2);
+  });
+
+  test('a batch with no valid event appends nothing and is not counted as a batch', () => {
+    const metrics = new StreamMetrics();
+    const session = newSession({ metrics });
+    session.ingest('[{"nope":1}]');
+    assert.equal(session.log.lastSeq, 0);
+    assert.equal(metrics.totalBatches, 0);
+    assert.equal(metrics.latency.size, 0);
+  });
+
+  test('several sessions share one StreamMetrics', () => {
+    const metrics = new StreamMetrics();
+    newSession({ metrics }).ingest(pageEvents([1]));
+    newSession({ metrics }).ingest(pageEvents([1, 2]));
+    assert.equal(metrics.totalEventsProcessed, 3);
+  });
+
+  test('a log past its buffer size asks the session for a snapshot', () => {
+    const session = newSession({ bufferSize: 3 });
+    let requests = 0;
+    session.requestSnapshot = () => requests++;
+    session.ingest(pageEvents([1, 2, 3, 4]));
+    assert.equal(requests, 1);
+  });
+});
+
+describe('Session step hooks', () => {
+  test('steps start pending, in the order and with the types given', () => {
+    const session = newSession();
+    assert.deepEqual(
+      session.steps.map((s) => [s.index, s.type, s.description, s.state]),
+      [
+        [0, 'navigation', 'open', 'pending'],
+        [1, 'click', null, 'pending'],
+        [2, 'input', 'type', 'pending'],
+      ],
+    );
+  });
+
+  test('stepStarted marks the step running and makes it the current step', () => {
+    const session = newSession();
+    session.stepStarted(1);
+    assert.equal(session.steps[1]?.state, 'running');
+    assert.equal(session.currentStep, 1);
+  });
+
+  test('stepStarted appends a domcast.step custom event with phase start', () => {
+    const session = newSession();
+    session.stepStarted(0);
+    const events = loggedEvents(session);
+    assert.equal(events.length, 1);
+    assert.equal(events[0]?.type, RrwebEventType.Custom);
+    assert.deepEqual(events[0]?.data, {
+      tag: CustomTag.step,
+      payload: { phase: 'start', index: 0, type: 'navigation', description: 'open' },
+    });
+    assert.equal(CustomTag.step, 'domcast.step');
+  });
+
+  test('stepEnded marks the step succeeded with its duration and match', () => {
+    const session = newSession();
+    session.stepStarted(1);
+    session.stepEnded(1, { durationMs: 42, matched: '#go' });
+    assert.equal(session.steps[1]?.state, 'succeeded');
+    assert.equal(session.steps[1]?.durationMs, 42);
+    assert.equal(session.steps[1]?.matched, '#go');
+  });
+
+  test('stepEnded appends a domcast.step custom event with phase end and the duration', () => {
+    const session = newSession();
+    session.stepStarted(1);
+    session.stepEnded(1, { durationMs: 42 });
+    const last = customEvents(session).at(-1);
+    assert.deepEqual(last, { tag: 'domcast.step', payload: { phase: 'end', index: 1, type: 'click', description: null, durationMs: 42 } });
+  });
+
+  test('stepFailed marks the step failed with error, selector and screenshot', () => {
+    const session = newSession();
+    const png = Buffer.from('png');
+    session.stepStarted(2);
+    session.stepFailed(2, { durationMs: 7, error: 'no such element', selector: '#name', screenshot: png });
+    const step = session.steps[2];
+    assert.equal(step?.state, 'failed');
+    assert.equal(step?.error, 'no such element');
+    assert.equal(step?.selector, '#name');
+    assert.equal(step?.screenshotAvailable, true);
+    assert.equal(session.failureScreenshot, png);
+  });
+
+  test('a failure without a screenshot says none is available', () => {
+    const session = newSession();
+    session.stepFailed(0, { durationMs: 1, error: 'x', selector: null, screenshot: null });
+    assert.equal(session.steps[0]?.screenshotAvailable, false);
+    assert.equal(session.failureScreenshot, null);
+  });
+
+  test('stepFailed appends a domcast.step custom event with phase fail, error and selector', () => {
+    const session = newSession();
+    session.stepFailed(2, { durationMs: 7, error: 'no such element', selector: '#name', screenshot: null });
+    assert.deepEqual(customEvents(session).at(-1), {
+      tag: 'domcast.step',
+      payload: { phase: 'fail', index: 2, type: 'input', description: 'type', durationMs: 7, error: 'no such element', selector: '#name' },
+    });
+  });
+
+  test('step custom events take seqs between the page events around them', () => {
+    const session = newSession();
+    session.ingest(pageEvents([1, 2]));
+    session.stepStarted(0);
+    session.ingest(pageEvents([3]));
+    assert.deepEqual(loggedEvents(session).map((e) => e.type), [3, 3, RrwebEventType.Custom, 3]);
+  });
+
+  test('hooks for a step index that does not exist change nothing', () => {
+    const session = newSession();
+    session.stepStarted(7);
+    session.stepEnded(-1, { durationMs: 1 });
+    session.stepFailed(3, { durationMs: 1, error: 'x', selector: null, screenshot: null });
+    assert.equal(session.currentStep, null);
+    assert.equal(session.log.lastSeq, 0);
+    assert.ok(session.steps.every((s) => s.state === 'pending'));
+  });
+
+  test('each hook emits status for listeners', () => {
+    const session = newSession();
+    let emitted = 0;
+    session.on('status', () => emitted++);
+    session.stepStarted(0);
+    session.stepEnded(0, { durationMs: 1 });
+    session.stepFailed(1, { durationMs: 1, error: 'x', selector: null, screenshot: null });
+    assert.equal(emitted, 3);
+  });
+});
+
+describe('Session.setStatus', () => {
+  test('running records the start time and appends a domcast.status custom event', () => {
+    const session = newSession();
+    session.setStatus('running');
+    assert.equal(session.status, 'running');
+    assert.notEqual(session.startedAt, null);
+    assert.deepEqual(customEvents(session), [{ tag: 'domcast.status', payload: { status: 'running', error: null } }]);
+  });
+
+  test('setting the same status twice appends only one event', () => {
+    const session = newSession();
+    session.setStatus('running');
+    session.setStatus('running');
+    assert.equal(customEvents(session).length, 1);
+  });
+
+  test('a terminal status marks the steps still pending as skipped and keeps the others', () => {
+    const session = newSession();
+    session.setStatus('running');
+    session.stepStarted(0);
+    session.stepEnded(0, { durationMs: 1 });
+    session.stepStarted(1);
+    session.stepFailed(1, { durationMs: 1, error: 'boom', selector: null, screenshot: null });
+    session.setStatus('failed', 'boom');
+    assert.deepEqual(session.steps.map((s) => s.state), ['succeeded', 'failed', 'skipped']);
+  });
+
+  test('a terminal status records the end, clears the current step and keeps the error', () => {
+    const session = newSession();
+    session.setStatus('running');
+    session.stepStarted(0);
+    session.setStatus('failed', 'browser went away');
+    assert.equal(session.finished, true);
+    assert.notEqual(session.endedAt, null);
+    assert.equal(session.currentStep, null);
+    assert.equal(session.error, 'browser went away');
+  });
+
+  test('a terminal status appends a domcast.status custom event with the error', () => {
+    const session = newSession();
+    session.setStatus('failed', 'boom');
+    assert.deepEqual(customEvents(session).at(-1), { tag: 'domcast.status', payload: { status: 'failed', error: 'boom' } });
+  });
+
+  for (const status of ['succeeded', 'failed', 'cancelled'] as const) {
+    test(`${status} is terminal`, () => {
+      const session = newSession();
+      session.setStatus(status);
+      assert.equal(session.finished, true);
+      assert.deepEqual(session.steps.map((s) => s.state), ['skipped', 'skipped', 'skipped']);
+    });
+  }
+
+  test('page events ingested after the session finished are dropped', () => {
+    const metrics = new StreamMetrics();
+    const session = newSession({ metrics });
+    session.ingest(pageEvents([1]));
+    session.setStatus('succeeded');
+    const lastSeq = session.log.lastSeq;
+    session.ingest(pageEvents([2, 3]));
+    assert.equal(session.log.lastSeq, lastSeq);
+    assert.equal(metrics.totalEventsProcessed, 1);
+    assert.equal(metrics.totalBatches, 1);
+  });
+
+  test('a status change after the session finished is ignored', () => {
+    const session = newSession();
+    session.setStatus('succeeded');
+    const lastSeq = session.log.lastSeq;
+    let emitted = 0;
+    session.on('status', () => emitted++);
+    session.setStatus('failed', 'too late');
+    session.setStatus('running');
+    assert.equal(session.status, 'succeeded');
+    assert.equal(session.error, null);
+    assert.equal(session.log.lastSeq, lastSeq);
+    assert.equal(emitted, 0);
+  });
+
+  test('setStatus emits status for listeners', () => {
+    const session = newSession();
+    let emitted = 0;
+    session.on('status', () => emitted++);
+    session.setStatus('running');
+    session.setStatus('succeeded');
+    assert.equal(emitted, 2);
+  });
+});
+
+describe('a session without visual', () => {
+  test('appends no custom events for steps or status changes', () => {
+    const session = newSession({ visual: false });
+    session.setStatus('running');
+    session.stepStarted(0);
+    session.stepEnded(0, { durationMs: 1 });
+    session.stepStarted(1);
+    session.stepFailed(1, { durationMs: 1, error: 'x', selector: null, screenshot: null });
+    session.setStatus('failed', 'x');
+    assert.equal(session.log.lastSeq, 0);
+    assert.equal(session.log.totalEvents, 0);
+  });
+
+  test('still tracks step states and status', () => {
+    const session = newSession({ visual: false });
+    session.stepStarted(0);
+    session.stepEnded(0, { durationMs: 3 });
+    session.setStatus('succeeded');
+    assert.deepEqual(session.steps.map((s) => s.state), ['succeeded', 'skipped', 'skipped']);
+    assert.equal(session.status, 'succeeded');
+  });
+});
+
+describe('Session.toJSON', () => {
+  test('reports the session, its steps and its event counts', () => {
+    const session = newSession();
+    session.ingest(pageEvents([1, 2]));
+    session.setStatus('running');
+    const json = session.toJSON();
+    assert.equal(json.session_id, 'session-1');
+    assert.equal(json.workflow, 'test workflow');
+    assert.equal(json.status, 'running');
+    assert.equal(json.visual_enabled, true);
+    assert.equal(json.ended_at, null);
+    assert.equal(typeof json.started_at, 'string');
+    assert.deepEqual(json.events, { total: 3, retained: 3, last_seq: 3, bytes: session.log.totalBytes });
+  });
+});
