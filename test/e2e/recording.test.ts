@@ -46,6 +46,17 @@ describe('recording', () => {
     assert.deepEqual(reset.events.slice(0, 2).map((e) => e.type), [RrwebEventType.Meta, RrwebEventType.FullSnapshot]);
   });
 
+  test('a page with iframes is recorded once, from the top frame, with the frames inside its stream', async () => {
+    const { body } = await hold('frames.html', 800);
+    const viewer = await WsViewer.open(body.visual_stream_url!);
+    await viewer.closed;
+    const metas = viewer.received.filter((r) => r.event.type === RrwebEventType.Meta);
+    assert.deepEqual(metas.map((r) => new URL((r.event.data as { href: string }).href).pathname), ['/frames.html']);
+    const all = viewer.raw.join('');
+    assert.ok(all.includes('Inner frame text'), 'the same-origin iframe is recorded by the top frame');
+    assert.ok(all.includes('srcdoc frame text'), 'the srcdoc iframe is recorded by the top frame');
+  });
+
   test('high quality records canvas drawing, standard does not', async () => {
     const runs = await Promise.all([hold('canvas.html', 1500, 'high'), hold('canvas.html', 1500, 'standard')]);
     const [high, standard] = await Promise.all(

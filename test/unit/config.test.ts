@@ -96,7 +96,7 @@ describe('loadConfig', () => {
   });
 
   test('a HOST of only spaces is refused rather than treated as unset', () => {
-    assert.match(configError(() => loadConfig({ HOST: '   ' })).message, /HOST="   ": must not be empty/);
+    assert.match(configError(() => loadConfig({ HOST: '   ' })).message, /HOST=" {3}": must not be empty/);
   });
 
   test('the error names every bad variable with its value at once', () => {
