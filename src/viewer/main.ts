@@ -106,11 +106,22 @@ function moveCursor(r: Replayer, event: WireEvent): void {
   }
 }
 
+/**
+ * rrweb keeps every event it was given. Live, nothing before the latest Meta is needed again (each
+ * event was cast on arrival), so a long run does not grow the viewer's memory without bound.
+ */
+function forgetBefore(r: Replayer, meta: WireEvent): void {
+  const events = r.service.state.context.events as WireEvent[];
+  const at = events.indexOf(meta);
+  if (at > 0) events.splice(0, at);
+}
+
 function apply(events: WireEvent[]): void {
   const r = replayer ?? (replayer = newReplayer());
   for (const e of events) {
     r.addEvent(e as eventWithTime);
     if (e.type === EventType.IncrementalSnapshot) queueMicrotask(() => moveCursor(r, e));
+    else if (e.type === EventType.Meta) queueMicrotask(() => forgetBefore(r, e));
   }
 }
 
