@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { errorMessage, projectRoot } from '../common/index.js';
-import { createServer, loadConfig, type Server } from '../server/index.js';
+import { createServer, loadConfig, type Config, type Server } from '../server/index.js';
 import { serveStatic } from './static-site.js';
 
 interface ExecuteAnswer {
@@ -12,14 +12,17 @@ interface ExecuteAnswer {
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 
-async function listenWithFallback(server: Server): Promise<string> {
+/** The demo still runs when the chosen port is busy: on a free one, said out loud. */
+async function startServer(config: Config): Promise<{ server: Server; base: string }> {
+  const server = createServer(config);
   try {
-    return await server.listen();
+    return { server, base: await server.listen() };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    // The chosen port is busy: the demo still runs, on a free one.
-    Object.assign(server, createServer({ ...server.deps.config, port: 0 }));
-    return await server.listen();
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE' || config.port === 0) throw err;
+    await server.close();
+    console.log(`Port ${config.port} is busy; using a free port instead.`);
+    const fallback = createServer({ ...config, port: 0 });
+    return { server: fallback, base: await fallback.listen() };
   }
 }
 
@@ -67,8 +70,7 @@ export async function runDemo(args: string[]): Promise<number> {
   const once = args.includes('--once');
   const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env });
   const site = await serveStatic(join(projectRoot, 'demo', 'site'));
-  const server = createServer(config);
-  const base = await listenWithFallback(server);
+  const { server, base } = await startServer(config);
   const stop = async () => {
     await server.close();
     await site.close();

@@ -78,9 +78,9 @@ export class SessionLog {
     }
     this.totalEvents += events.length;
     if (checkpoint !== null) this.setCheckpoint(checkpoint);
-    else this.checkBound();
     const batch: Batch = { from, events: jsons, timestamps };
     for (const listener of this.listeners) listener(batch);
+    this.checkBound();
     return batch;
   }
 

@@ -28,7 +28,9 @@ export class SampleWindow {
   percentile(p: number): number | null {
     if (this.count === 0) return null;
     const sorted = Array.from(this.samples.subarray(0, this.count)).sort((a, b) => a - b);
-    return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? null;
+    // Nearest rank: the smallest sample with at least p% of samples at or below it.
+    const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+    return sorted[Math.min(sorted.length, rank) - 1] ?? null;
   }
 }
 

@@ -120,7 +120,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   stepStarted(index: number): void {
     const step = this.steps[index];
-    if (!step) return;
+    if (!step || this.finished) return;
     step.state = 'running';
     this.currentStep = index;
     this.custom(CustomTag.step, { phase: 'start', index, type: step.type, description: step.description });
@@ -129,7 +129,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   stepEnded(index: number, result: { durationMs: number; matched?: string | null }): void {
     const step = this.steps[index];
-    if (!step) return;
+    if (!step || this.finished) return;
     Object.assign(step, { state: 'succeeded', durationMs: result.durationMs, matched: result.matched ?? null });
     this.custom(CustomTag.step, { phase: 'end', index, type: step.type, description: step.description, durationMs: result.durationMs });
     this.emit('status');
@@ -137,7 +137,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   stepFailed(index: number, failure: { durationMs: number; error: string; selector: string | null; screenshot: Buffer | null }): void {
     const step = this.steps[index];
-    if (!step) return;
+    if (!step || this.finished) return;
     Object.assign(step, {
       state: 'failed',
       durationMs: failure.durationMs,
