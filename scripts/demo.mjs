@@ -11,7 +11,7 @@ const run = (cmd, args) => execFileSync(cmd, args, { cwd: root, stdio: 'inherit'
 
 if (!existsSync(join(root, 'node_modules', 'playwright-core')) || !existsSync(join(root, 'node_modules', 'esbuild'))) {
   console.log('Installing dependencies (npm ci)…');
-  run(npm, ['ci', '--no-audit', '--no-fund']);
+  run(npm, ['ci', '--no-audit', '--no-fund', '--loglevel=error']);
 }
 run(process.execPath, [join(root, 'scripts', 'build.mjs')]);
 const child = spawn(process.execPath, [join(root, 'dist', 'cli.js'), 'demo', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });

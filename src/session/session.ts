@@ -10,7 +10,7 @@ import {
   type WireEvent,
 } from '../protocol/index.js';
 import { SessionLog } from './log.js';
-import type { StreamMetrics } from './metrics.js';
+import { SampleWindow, type StreamMetrics } from './metrics.js';
 
 export interface StepResult extends StepInfo {
   selector?: string | null;
@@ -31,6 +31,8 @@ export interface SessionInit {
 export interface SessionEvents {
   status: [];
 }
+
+const roundMs = (v: number | null): number | null => (v === null ? null : Math.round(v * 10) / 10);
 
 /** Drops anything a page could send that is not shaped like an rrweb event. */
 export function parseBatch(json: string): { events: WireEvent[]; rejected: number } {
@@ -70,6 +72,8 @@ export class Session extends EventEmitter<SessionEvents> {
   /** Set by whoever drives the page: asks it for a fresh checkpoint. */
   requestSnapshot: () => void = () => {};
   private readonly metrics: StreamMetrics;
+  /** This session's own page → viewer latency (the server-wide figure mixes all sessions). */
+  readonly latency = new SampleWindow(512);
 
   constructor(init: SessionInit) {
     super();
@@ -94,7 +98,11 @@ export class Session extends EventEmitter<SessionEvents> {
     const batch = this.log.append(events);
     if (!batch) return;
     const now = Date.now();
-    for (const ts of batch.timestamps) this.metrics.latency.add(Math.max(0, now - ts));
+    for (const ts of batch.timestamps) {
+      const ms = Math.max(0, now - ts);
+      this.metrics.latency.add(ms);
+      this.latency.add(ms);
+    }
     this.metrics.totalEventsProcessed += batch.events.length;
     this.metrics.totalBatches++;
   }
@@ -174,6 +182,7 @@ export class Session extends EventEmitter<SessionEvents> {
       steps: this.steps,
       outputs: this.outputs,
       events: { total: this.log.totalEvents, retained: this.log.retained, last_seq: this.log.lastSeq, bytes: this.log.totalBytes },
+      latency_ms: { average: roundMs(this.latency.average()), p95: roundMs(this.latency.percentile(95)) },
     };
   }
 }

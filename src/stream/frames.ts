@@ -1,5 +1,4 @@
-import type { Slice } from '../session/index.js';
-import type { Session } from '../session/index.js';
+import type { Session, SessionLog, Slice } from '../session/index.js';
 import type { EndFrame, HelloFrame, PingFrame, StatusFrame } from '../protocol/index.js';
 import { PROTOCOL_VERSION } from '../protocol/index.js';
 
@@ -9,6 +8,20 @@ import { PROTOCOL_VERSION } from '../protocol/index.js';
  */
 export function eventsFrame(kind: 'events' | 'reset', slice: Slice): Buffer {
   return Buffer.from(`{"t":"${kind}","from":${slice.from},"events":[${slice.events.join(',')}]}`);
+}
+
+const resets = new WeakMap<SessionLog, { lastSeq: number; checkpointSeq: number; frame: Buffer }>();
+
+/**
+ * The reset frame for a log as it stands, built once however many viewers need it at the same
+ * moment (a crowd joining, every lagging viewer at the end of a run).
+ */
+export function resetFrame(log: SessionLog): Buffer {
+  const cached = resets.get(log);
+  if (cached && cached.lastSeq === log.lastSeq && cached.checkpointSeq === log.checkpointSeq) return cached.frame;
+  const frame = eventsFrame('reset', log.fromCheckpoint());
+  resets.set(log, { lastSeq: log.lastSeq, checkpointSeq: log.checkpointSeq, frame });
+  return frame;
 }
 
 export function helloFrame(session: Session, epoch: string): string {

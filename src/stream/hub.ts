@@ -5,7 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../common/index.js';
 import { CloseCode } from '../protocol/index.js';
 import type { Batch, Session, SessionRegistry } from '../session/index.js';
-import { endFrame, eventsFrame, helloFrame, pingFrame, statusFrame } from './frames.js';
+import { endFrame, eventsFrame, helloFrame, pingFrame, resetFrame, statusFrame } from './frames.js';
 
 export interface HubOptions {
   registry: SessionRegistry;
@@ -66,7 +66,7 @@ class Channel {
 
   reset(v: Viewer): void {
     v.lagging = false;
-    v.ws.send(eventsFrame('reset', this.session.log.fromCheckpoint()), { binary: false });
+    v.ws.send(resetFrame(this.session.log), { binary: false });
   }
 
   remove(v: Viewer): void {
@@ -155,7 +155,7 @@ export class StreamHub {
     if (slice) {
       if (slice.events.length > 0) ws.send(eventsFrame('events', slice), { binary: false });
     } else if (session.log.lastSeq > 0) {
-      ws.send(eventsFrame('reset', session.log.fromCheckpoint()), { binary: false });
+      ws.send(resetFrame(session.log), { binary: false });
     }
     ws.on('close', () => {
       this.connections--;

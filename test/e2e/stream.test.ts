@@ -45,6 +45,17 @@ describe('the event stream', () => {
     // Step and status facts travel in the same ordered stream.
     const tags = a.received.filter((r) => r.event.type === RrwebEventType.Custom).map((r) => (r.event.data as { tag: string }).tag);
     assert.ok(tags.includes(CustomTag.step) && tags.at(-1) === CustomTag.status);
+
+    // The run's record counts what was streamed and how long it took to reach viewers.
+    const result = (await (await fetch(`${stack.base}/workflows/${run.session_id}`)).json()) as {
+      status: string;
+      events: { total: number; last_seq: number };
+      latency_ms: { average: number | null; p95: number | null };
+    };
+    assert.equal(result.status, 'succeeded');
+    assert.equal(result.events.last_seq, a.lastSeq);
+    assert.equal(result.events.total, a.lastSeq);
+    assert.ok(typeof result.latency_ms.p95 === 'number' && result.latency_ms.p95 >= 0, JSON.stringify(result.latency_ms));
   });
 
   test('a viewer that disconnects mid-run and reconnects with since receives every event exactly once', async () => {
