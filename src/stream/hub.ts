@@ -70,14 +70,15 @@ class Channel {
   }
 
   remove(v: Viewer): void {
-    this.viewers.delete(v);
+    // Called from end() and again from the socket's close event: only the first call counts.
+    if (!this.viewers.delete(v)) return;
     if (this.viewers.size === 0) this.close();
   }
 
   close(): void {
     this.unsubscribe();
     this.session.off('status', this.onStatus);
-    this.hub.channelClosed(this.session.id);
+    this.hub.channelClosed(this);
   }
 }
 
@@ -143,9 +144,6 @@ export class StreamHub {
     this.connections++;
     const viewer: Viewer = { ws, lagging: false, alive: true };
     ws.on('pong', () => (viewer.alive = true));
-    ws.on('message', () => {
-      // Viewers have nothing to say yet; anything they send is ignored (size is capped by maxPayload).
-    });
     ws.on('error', (err) => this.options.log.debug({ err: err.message }, 'viewer socket error'));
 
     ws.send(helloFrame(session, this.epoch));
@@ -178,11 +176,11 @@ export class StreamHub {
     return c;
   }
 
-  channelClosed(sessionId: string): void {
-    this.channels.delete(sessionId);
+  channelClosed(channel: Channel): void {
+    if (this.channels.get(channel.session.id) === channel) this.channels.delete(channel.session.id);
   }
 
-  /** Liveness (protocol pings, app pings with server time) and recovery of drained laggards. */
+  /** Liveness: protocol pings (two unanswered and the viewer is dropped) and app pings carrying server time. */
   private tick(): void {
     const ping = pingFrame();
     for (const channel of this.channels.values()) {
