@@ -31,7 +31,8 @@ function recordOptions(quality: VisualQuality): PageRecorderConfig['options'] {
   return {
     ...common,
     recordCanvas: false,
-    sampling: { mousemove: 50, mousemoveCallback: 100, scroll: 100, input: 'last' },
+    // input: 'all': 'last' records only on change (blur), so a viewer would not see typing as it happens.
+    sampling: { mousemove: 50, mousemoveCallback: 100, scroll: 100, input: 'all' },
   };
 }
 

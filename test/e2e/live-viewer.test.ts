@@ -35,8 +35,20 @@ describe('the live viewer', () => {
     const early = await browser.newPage();
     await early.goto(body.viewer_url);
 
-    // Join while the run is in its middle step (on the todo page).
+    // Typing shows up as it happens, masked: while the password is being typed its field fills with '*'.
     const session = stack.server.deps.registry.get(body.session_id)!;
+    await waitFor('the password step', () => session.currentStep === 2);
+    await waitFor('the password being typed, masked, in the replay', async () => {
+      const frame = early.frames().find((f) => f !== early.mainFrame());
+      const value = frame ? await frame.evaluate(() => (document.getElementById('password') as HTMLInputElement | null)?.value).catch(() => null) : null;
+      return session.currentStep === 2 && typeof value === 'string' && /^\*{3,}$/.test(value);
+    });
+    assert.equal(
+      await early.frames()[1]!.evaluate(() => (document.getElementById('username') as HTMLInputElement).value),
+      'grace',
+    );
+
+    // Join while the run is in its middle step (on the todo page).
     await waitFor('the middle step', () => session.currentStep === 9);
     const late = await browser.newPage();
     await late.goto(body.viewer_url);

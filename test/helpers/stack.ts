@@ -129,7 +129,7 @@ export function demoWorkflow(site: string, opts: { holdMs?: number; midWaitMs?: 
     steps: [
       { type: 'navigation', url: `${site}/index.html`, description: 'open' },
       { type: 'input', cssSelector: '#username', value: '{user}', description: 'user name' },
-      { type: 'input', cssSelector: '#password', value: PASSWORD, typeDelayMs: 15, description: 'password' },
+      { type: 'input', cssSelector: '#password', value: PASSWORD, typeDelayMs: 30, description: 'password' },
       { type: 'click', cssSelector: '#login-btn', description: 'sign in' },
       { type: 'wait', cssSelector: '#new-todo', description: 'todo page' },
       { type: 'input', cssSelector: '#new-todo', value: 'alpha item', description: 'first todo' },
