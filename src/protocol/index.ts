@@ -23,6 +23,8 @@ export interface StepInfo {
   state: StepState;
   durationMs?: number;
   error?: string;
+  /** A PNG of the page when this step failed is at GET /workflows/{session}/screenshot. */
+  screenshotAvailable?: boolean;
 }
 
 export interface HelloFrame {
@@ -35,6 +37,7 @@ export interface HelloFrame {
   status: SessionStatus;
   steps: StepInfo[];
   currentStep: number | null;
+  error: string | null;
   lastSeq: number;
   serverTime: number;
 }

@@ -15,7 +15,6 @@ import { SampleWindow, type StreamMetrics } from './metrics.js';
 export interface StepResult extends StepInfo {
   selector?: string | null;
   matched?: string | null;
-  screenshotAvailable?: boolean;
 }
 
 export interface SessionInit {

@@ -34,6 +34,7 @@ export function helloFrame(session: Session, epoch: string): string {
     status: session.status,
     steps: session.steps,
     currentStep: session.currentStep,
+    error: session.error,
     lastSeq: session.log.lastSeq,
     serverTime: Date.now(),
   };

@@ -160,6 +160,14 @@ function renderStatus(status: SessionStatus, steps: StepInfo[], currentStep: num
   ui.root.dataset.currentStep = cur ? String(cur.index) : '';
   ui.error.hidden = !error;
   ui.error.textContent = error ?? '';
+  if (error && steps.some((s) => s.screenshotAvailable)) {
+    const link = document.createElement('a');
+    link.href = `/workflows/${encodeURIComponent(sessionId)}/screenshot`;
+    link.target = '_blank';
+    link.rel = 'noopener';
+    link.textContent = 'Screenshot of the page when it failed';
+    ui.error.append(document.createElement('br'), link);
+  }
 }
 
 function noteLatency(events: WireEvent[]): void {
@@ -179,7 +187,7 @@ function onFrame(frame: ServerFrame): void {
       state.clockOffset = frame.serverTime - Date.now();
       ui.workflow.textContent = frame.workflow;
       document.title = `${frame.workflow} · domcast`;
-      renderStatus(frame.status, frame.steps, frame.currentStep, null);
+      renderStatus(frame.status, frame.steps, frame.currentStep, frame.error);
       setConnection('live', frame.status === 'running' || frame.status === 'queued' ? 'live' : 'connected');
       state.retries = 0;
       break;

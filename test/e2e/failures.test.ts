@@ -63,5 +63,13 @@ describe('bad input and failed steps', () => {
     assert.equal(fail?.selector, '#no-such-button');
     const end = viewer.frames.at(-1);
     assert.deepEqual(end?.t === 'end' && end.status, 'failed');
+
+    // A viewer who comes after the failure is told what failed straight away.
+    const late = await WsViewer.open(body.visual_stream_url!);
+    await late.closed;
+    const hello = late.hello();
+    assert.equal(hello?.status, 'failed');
+    assert.match(hello?.error ?? '', /#no-such-button/);
+    assert.equal(hello?.steps[1]?.screenshotAvailable, true);
   });
 });
