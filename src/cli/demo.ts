@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { errorMessage, projectRoot } from '../common/index.js';
@@ -31,7 +32,7 @@ async function startRun(base: string, siteUrl: string): Promise<ExecuteAnswer> {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
-      name: 'demo',
+      workflow: JSON.parse(readFileSync(join(projectRoot, 'workflows', 'demo.json'), 'utf8')) as unknown,
       inputs: { site_url: siteUrl, username: 'ada', password: 'correct horse battery staple' },
       visual_enabled: true,
       visual_quality: 'standard',

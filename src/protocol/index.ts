@@ -14,7 +14,7 @@ export interface WireEvent {
   data?: unknown;
 }
 
-export type StepState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
+export type StepState = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped' | 'cancelled';
 
 export interface StepInfo {
   index: number;
@@ -23,7 +23,7 @@ export interface StepInfo {
   state: StepState;
   durationMs?: number;
   error?: string;
-  /** A PNG of the page when this step failed is at GET /workflows/{session}/screenshot. */
+  /** A PNG of the page (a screenshot step, or the moment this step failed) is at GET /workflows/{session}/steps/{index}/screenshot. */
   screenshotAvailable?: boolean;
 }
 
@@ -122,4 +122,8 @@ export interface StatusCustomPayload {
 
 export function visualPath(sessionId: string): string {
   return `/workflows/visual/${encodeURIComponent(sessionId)}`;
+}
+
+export function stepScreenshotPath(sessionId: string, index: number): string {
+  return `/workflows/${encodeURIComponent(sessionId)}/steps/${index}/screenshot`;
 }

@@ -1,6 +1,6 @@
-import type { Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { attachRecorder, type BrowserLauncher, type VisualQuality } from '../browser/index.js';
-import { errorMessage, type Logger } from '../common/index.js';
+import { BadRequestError, errorMessage, type Logger } from '../common/index.js';
 import type { Session, SessionRegistry, StreamMetrics } from '../session/index.js';
 import { runWorkflow, type Workflow } from '../workflow/index.js';
 
@@ -8,12 +8,24 @@ export interface StartRun {
   workflow: Workflow;
   visual: boolean;
   quality: VisualQuality;
+  /** Default timeout of each step (a step's own `timeoutMs` wins). */
+  stepTimeoutMs?: number;
 }
 
-/** Ties the parts together for one run: a browser context, the recorder, the session and the steps. */
+interface Active {
+  abort: AbortController;
+  context?: BrowserContext;
+  page?: Page;
+}
+
+/**
+ * Ties the parts together for each run: a browser context, the recorder, the session and the steps.
+ * At most `maxConcurrent` runs at once; the others wait `queued`, first come first served.
+ */
 export class RunManager {
   private readonly running = new Set<Promise<void>>();
-  private readonly pages = new Map<string, Page>();
+  private readonly active = new Map<string, Active>();
+  private readonly queue: { session: Session; req: StartRun }[] = [];
 
   constructor(
     private readonly deps: {
@@ -21,11 +33,16 @@ export class RunManager {
       registry: SessionRegistry;
       metrics: StreamMetrics;
       bufferSize: number;
+      maxConcurrent: number;
       log: Logger;
     },
   ) {}
 
-  /** Creates the session at once and runs the workflow in the background. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  /** Creates the session at once; it runs as soon as a slot is free. */
   start(req: StartRun): Session {
     const session = this.deps.registry.create({
       workflowName: req.workflow.name,
@@ -35,28 +52,68 @@ export class RunManager {
       bufferSize: this.deps.bufferSize,
       metrics: this.deps.metrics,
     });
-    const run = this.execute(session, req).finally(() => this.running.delete(run));
-    this.running.add(run);
+    this.queue.push({ session, req });
+    this.pump();
     return session;
   }
 
-  private async execute(session: Session, req: StartRun): Promise<void> {
+  private pump(): void {
+    while (this.active.size < this.deps.maxConcurrent && this.queue.length > 0) {
+      const { session, req } = this.queue.shift()!;
+      const entry: Active = { abort: new AbortController() };
+      this.active.set(session.id, entry);
+      const run = this.execute(session, req, entry).finally(() => {
+        this.running.delete(run);
+        this.active.delete(session.id);
+        this.pump();
+      });
+      this.running.add(run);
+    }
+  }
+
+  /**
+   * Stops a run: a queued one never starts, a running one stops at once (its browser context is
+   * closed). Viewers are told through the session's status. A finished run is a 409.
+   */
+  async cancel(session: Session): Promise<void> {
+    if (session.finished) throw new BadRequestError(`session ${session.id} already ended (${session.status})`, 409, 'ALREADY_ENDED');
+    const queuedAt = this.queue.findIndex((q) => q.session === session);
+    if (queuedAt >= 0) {
+      this.queue.splice(queuedAt, 1);
+      session.setStatus('cancelled', 'cancelled before it started');
+      return;
+    }
+    const entry = this.active.get(session.id);
+    if (!entry) return;
+    entry.abort.abort();
+    // The last frames the page sent are kept; closing the context ends the step in flight.
+    session.setStatus('cancelled', 'cancelled while running');
+    await entry.context?.close().catch(() => undefined);
+  }
+
+  private async execute(session: Session, req: StartRun, entry: Active): Promise<void> {
     const log = this.deps.log.child({ session: session.id });
-    const context = await this.deps.launcher.newContext().catch((err: unknown) => {
+    const signal = entry.abort.signal;
+    try {
+      entry.context = await this.deps.launcher.newContext();
+    } catch (err) {
       log.error({ err: errorMessage(err) }, 'could not start a browser');
       session.setStatus('failed', `could not start a browser: ${errorMessage(err)}`);
-      return undefined;
-    });
-    if (!context) return;
+      return;
+    }
+    const context = entry.context;
     try {
+      if (signal.aborted) return;
       const page = await context.newPage();
-      this.pages.set(session.id, page);
+      entry.page = page;
       const recorder = req.visual ? await attachRecorder(context, page, req.quality, (json) => session.ingest(json)) : null;
       if (recorder) session.requestSnapshot = () => void recorder.takeFullSnapshot();
       page.on('crash', () => log.error('page crashed'));
       session.setStatus('running');
       log.info({ workflow: req.workflow.name, steps: req.workflow.steps.length, visual: req.visual }, 'run started');
       const result = await runWorkflow(page, req.workflow, {
+        signal,
+        ...(req.stepTimeoutMs !== undefined ? { stepTimeoutMs: req.stepTimeoutMs } : {}),
         hooks: {
           onStepStart: (i) => session.stepStarted(i),
           onStepEnd: (i, r) => session.stepEnded(i, r),
@@ -64,15 +121,16 @@ export class RunManager {
         },
       });
       // The page's last changes reach viewers before the run is declared over.
-      await recorder?.flush();
+      if (!signal.aborted) await recorder?.flush();
       if (result.ok) session.setStatus('succeeded');
-      else session.setStatus('failed', result.error.message);
+      else if (!result.cancelled) session.setStatus('failed', result.error.message);
       log.info({ status: session.status, error: session.error }, 'run ended');
     } catch (err) {
-      log.error({ err: errorMessage(err) }, 'run crashed');
-      session.setStatus('failed', errorMessage(err));
+      if (!signal.aborted) {
+        log.error({ err: errorMessage(err) }, 'run crashed');
+        session.setStatus('failed', errorMessage(err));
+      }
     } finally {
-      this.pages.delete(session.id);
       session.requestSnapshot = () => {};
       await context.close().catch(() => undefined);
     }
@@ -80,7 +138,7 @@ export class RunManager {
 
   /** The page a running session drives (for tests and diagnostics); undefined once it ended. */
   page(sessionId: string): Page | undefined {
-    return this.pages.get(sessionId);
+    return this.active.get(sessionId)?.page;
   }
 
   /** Waits for every run in flight (used at shutdown and by tests). */

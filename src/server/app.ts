@@ -4,6 +4,7 @@ import { BadRequestError, createLogger, type Logger } from '../common/index.js';
 import { RunManager } from '../runs/index.js';
 import { SessionRegistry, StreamMetrics } from '../session/index.js';
 import { StreamHub } from '../stream/index.js';
+import { WorkflowLibrary } from '../workflow/index.js';
 import type { Config } from './config.js';
 import type { AppDeps } from './deps.js';
 import { registerExecute } from './routes/execute.js';
@@ -29,9 +30,10 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   const registry = new SessionRegistry();
   const metrics = new StreamMetrics();
   const launcher = new BrowserLauncher({ chromiumPath: options.chromiumPath ?? config.chromiumPath, log });
-  const runs = new RunManager({ launcher, registry, metrics, bufferSize: config.eventBufferSize, log });
+  const runs = new RunManager({ launcher, registry, metrics, bufferSize: config.eventBufferSize, maxConcurrent: config.maxConcurrentSessions, log });
   const hub = new StreamHub({ registry, maxConnections: config.maxConnections, enabled: config.visualStreamingEnabled, log });
-  const deps: AppDeps = { config, log, registry, metrics, runs, hub, startedAt: Date.now() };
+  const library = new WorkflowLibrary(config.workflowsDir);
+  const deps: AppDeps = { config, log, registry, metrics, runs, hub, library, startedAt: Date.now() };
 
   // Every error leaves as JSON {error}; a client's mistake is a 4xx that says what was wrong.
   app.setErrorHandler((err: FastifyError | BadRequestError, req, reply) => {

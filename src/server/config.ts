@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../common/index.js';
 
@@ -22,6 +23,8 @@ const schema = z.object({
   VISUAL_STREAMING_ENABLED: bool.default(true),
   VISUAL_WEBSOCKET_MAX_CONNECTIONS: int(1, 1_000_000).default(100),
   VISUAL_EVENT_BUFFER_SIZE: int(10, 10_000_000).default(1000),
+  MAX_CONCURRENT_SESSIONS: int(1, 1000).default(4),
+  WORKFLOWS_DIR: z.string().trim().min(1, 'must not be empty').default('./workflows'),
   CHROMIUM_PATH: z.string().trim().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -32,6 +35,9 @@ export interface Config {
   readonly visualStreamingEnabled: boolean;
   readonly maxConnections: number;
   readonly eventBufferSize: number;
+  readonly maxConcurrentSessions: number;
+  /** Absolute path of the stored workflows folder. */
+  readonly workflowsDir: string;
   readonly chromiumPath: string | undefined;
   readonly logLevel: string;
 }
@@ -55,6 +61,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     visualStreamingEnabled: c.VISUAL_STREAMING_ENABLED,
     maxConnections: c.VISUAL_WEBSOCKET_MAX_CONNECTIONS,
     eventBufferSize: c.VISUAL_EVENT_BUFFER_SIZE,
+    maxConcurrentSessions: c.MAX_CONCURRENT_SESSIONS,
+    workflowsDir: resolve(c.WORKFLOWS_DIR),
     chromiumPath: c.CHROMIUM_PATH,
     logLevel: c.LOG_LEVEL,
   });

@@ -2,6 +2,7 @@ import type { Logger } from '../common/index.js';
 import type { RunManager } from '../runs/index.js';
 import type { SessionRegistry, StreamMetrics } from '../session/index.js';
 import type { StreamHub } from '../stream/index.js';
+import type { WorkflowLibrary } from '../workflow/index.js';
 import type { Config } from './config.js';
 
 /** What route modules may use. */
@@ -12,5 +13,6 @@ export interface AppDeps {
   metrics: StreamMetrics;
   runs: RunManager;
   hub: StreamHub;
+  library: WorkflowLibrary;
   startedAt: number;
 }

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import {
   CustomTag,
   RrwebEventType,
+  stepScreenshotPath,
   TERMINAL_STATUSES,
   type SessionStatus,
   type StatusCustomPayload,
@@ -66,8 +67,10 @@ export class Session extends EventEmitter<SessionEvents> {
   currentStep: number | null = null;
   error: string | null = null;
   outputs: Record<string, unknown> = {};
-  /** PNG of the page when a step failed. */
-  failureScreenshot: Buffer | null = null;
+  /** PNGs by step index: screenshot steps, and the page when a step failed. */
+  readonly screenshots = new Map<number, Buffer>();
+  /** The step that failed, if one did. */
+  failedStep: number | null = null;
   /** Set by whoever drives the page: asks it for a fresh checkpoint. */
   requestSnapshot: () => void = () => {};
   private readonly metrics: StreamMetrics;
@@ -118,7 +121,10 @@ export class Session extends EventEmitter<SessionEvents> {
     if (TERMINAL_STATUSES.includes(status)) {
       this.endedAt = Date.now();
       this.currentStep = null;
-      for (const s of this.steps) if (s.state === 'pending') s.state = 'skipped';
+      for (const s of this.steps) {
+        if (s.state === 'pending') s.state = 'skipped';
+        else if (s.state === 'running') s.state = 'cancelled';
+      }
     }
     if (error) this.error = error;
     this.custom(CustomTag.status, { status, error });
@@ -134,10 +140,15 @@ export class Session extends EventEmitter<SessionEvents> {
     this.emit('status');
   }
 
-  stepEnded(index: number, result: { durationMs: number; matched?: string | null }): void {
+  stepEnded(index: number, result: { durationMs: number; matched?: string | null; outputKey?: string; value?: unknown; screenshot?: Buffer }): void {
     const step = this.steps[index];
     if (!step || this.finished) return;
     Object.assign(step, { state: 'succeeded', durationMs: result.durationMs, matched: result.matched ?? null });
+    if (result.screenshot) {
+      this.screenshots.set(index, result.screenshot);
+      step.screenshotAvailable = true;
+    }
+    if (result.outputKey) this.outputs[result.outputKey] = result.screenshot ? stepScreenshotPath(this.id, index) : result.value;
     this.custom(CustomTag.step, { phase: 'end', index, type: step.type, description: step.description, durationMs: result.durationMs });
     this.emit('status');
   }
@@ -152,7 +163,8 @@ export class Session extends EventEmitter<SessionEvents> {
       selector: failure.selector,
       screenshotAvailable: failure.screenshot !== null,
     });
-    this.failureScreenshot = failure.screenshot;
+    this.failedStep = index;
+    if (failure.screenshot) this.screenshots.set(index, failure.screenshot);
     this.custom(CustomTag.step, {
       phase: 'fail',
       index,

@@ -1,3 +1,4 @@
 export { workflowSchema, type Workflow, type Step, type InputValue } from './schema.js';
 export { checkInputs, prepareWorkflow } from './variables.js';
-export { runWorkflow, DEFAULT_STEP_TIMEOUT_MS, type StepHooks, type RunResult } from './runner.js';
+export { WorkflowLibrary, type StoredWorkflowInfo } from './library.js';
+export { runWorkflow, DEFAULT_STEP_TIMEOUT_MS, type StepHooks, type StepEnd, type StepFailure, type RunResult } from './runner.js';

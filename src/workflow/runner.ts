@@ -1,31 +1,45 @@
-import type { Locator, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { StepError, errorMessage } from '../common/index.js';
+import { locate } from './locate.js';
 import type { Step, Workflow } from './schema.js';
 
 export const DEFAULT_STEP_TIMEOUT_MS = 10_000;
 
+export interface StepEnd {
+  durationMs: number;
+  matched: string | null;
+  /** Where what the step produced goes in the run's outputs: `step.output`, or `step_<index>`. */
+  outputKey?: string;
+  value?: unknown;
+  screenshot?: Buffer;
+}
+
+export interface StepFailure {
+  durationMs: number;
+  error: string;
+  selector: string | null;
+  screenshot: Buffer | null;
+}
+
 export interface StepHooks {
   onStepStart(index: number): void;
-  onStepEnd(index: number, result: { durationMs: number; matched: string | null }): void;
-  onStepFail(index: number, failure: { durationMs: number; error: string; selector: string | null; screenshot: Buffer | null }): void;
+  onStepEnd(index: number, result: StepEnd): void;
+  onStepFail(index: number, failure: StepFailure): void;
 }
 
 export interface RunOptions {
   stepTimeoutMs?: number;
   hooks: StepHooks;
+  /** Aborting stops the run before its next step; whoever aborts also closes the page. */
+  signal?: AbortSignal;
 }
 
-export type RunResult = { ok: true } | { ok: false; error: StepError };
+export type RunResult = { ok: true } | { ok: false; cancelled: true } | { ok: false; cancelled: false; error: StepError };
 
-type Targeted = Extract<Step, { cssSelector?: string | null }>;
-
-/** The element a step aims at: its CSS selector, or its XPath when the CSS one matches nothing. */
-async function locate(page: Page, step: Targeted): Promise<{ locator: Locator; matched: string }> {
-  const css = step.cssSelector ?? '';
-  if (step.xpath && (await page.locator(css).count().catch(() => 0)) === 0) {
-    return { locator: page.locator(`xpath=${step.xpath}`).first(), matched: `xpath=${step.xpath}` };
-  }
-  return { locator: page.locator(css).first(), matched: css };
+interface Done {
+  matched: string | null;
+  value?: unknown;
+  screenshot?: Buffer;
 }
 
 function selectorOf(step: Step): string | null {
@@ -33,44 +47,64 @@ function selectorOf(step: Step): string | null {
   return typeof css === 'string' && css ? css : null;
 }
 
-async function runStep(page: Page, step: Step, timeout: number): Promise<string | null> {
+async function runStep(page: Page, step: Step, timeout: number): Promise<Done> {
+  if (step.waitForElement) await page.locator(step.waitForElement).first().waitFor({ state: 'visible', timeout });
+  const started = Date.now();
+  const left = () => Math.max(1000, timeout - (Date.now() - started));
   switch (step.type) {
     case 'navigation': {
       const response = await page.goto(step.url, { waitUntil: 'load', timeout });
       if (response && response.status() >= 400) throw new Error(`navigation to ${step.url} answered HTTP ${response.status()}`);
-      return null;
+      return { matched: null };
     }
     case 'click': {
-      const { locator, matched } = await locate(page, step);
-      await locator.click({ timeout });
-      return matched;
+      const { locator, matched } = await locate(page, step, timeout);
+      await locator.click({ timeout: left() });
+      return { matched };
     }
     case 'input': {
-      const { locator, matched } = await locate(page, step);
+      const { locator, matched } = await locate(page, step, timeout);
       if (step.typeDelayMs) {
-        await locator.fill('', { timeout });
-        await locator.pressSequentially(step.value, { delay: step.typeDelayMs, timeout });
+        await locator.fill('', { timeout: left() });
+        await locator.pressSequentially(step.value, { delay: step.typeDelayMs, timeout: left() });
       } else {
-        await locator.fill(step.value, { timeout });
+        await locator.fill(step.value, { timeout: left() });
       }
-      return matched;
+      return { matched };
+    }
+    case 'select_change': {
+      const { locator, matched } = await locate(page, step, timeout);
+      await locator.selectOption({ label: step.selectedText }, { timeout: left() });
+      return { matched, value: step.selectedText };
     }
     case 'key_press': {
-      if (!step.cssSelector) {
+      if (!step.cssSelector && !step.xpath) {
         await page.keyboard.press(step.key);
-        return null;
+        return { matched: null };
       }
-      const { locator, matched } = await locate(page, { ...step, cssSelector: step.cssSelector });
-      await locator.press(step.key, { timeout });
-      return matched;
+      const { locator, matched } = await locate(page, step, timeout);
+      await locator.press(step.key, { timeout: left() });
+      return { matched };
+    }
+    case 'scroll': {
+      await page.evaluate(([x, y]) => window.scrollTo(x, y), [step.scrollX, step.scrollY] as const);
+      return { matched: null };
     }
     case 'wait': {
       if (step.cssSelector) {
         await page.locator(step.cssSelector).first().waitFor({ state: 'visible', timeout });
-        return step.cssSelector;
+        return { matched: step.cssSelector };
       }
       await page.waitForTimeout(step.ms ?? 0);
-      return null;
+      return { matched: null };
+    }
+    case 'extract_page_content': {
+      if (!step.cssSelector) return { matched: null, value: (await page.locator('body').innerText({ timeout })).trim() };
+      const { locator, matched } = await locate(page, step, timeout);
+      return { matched, value: (await locator.innerText({ timeout: left() })).trim() };
+    }
+    case 'screenshot': {
+      return { matched: null, screenshot: await page.screenshot({ fullPage: step.fullPage ?? false, timeout }) };
     }
   }
 }
@@ -80,21 +114,24 @@ async function runStep(page: Page, step: Step, timeout: number): Promise<string 
  * stops at the first failure, which it reports with a screenshot.
  */
 export async function runWorkflow(page: Page, workflow: Workflow, options: RunOptions): Promise<RunResult> {
-  const { hooks } = options;
+  const { hooks, signal } = options;
   for (const [index, step] of workflow.steps.entries()) {
+    if (signal?.aborted) return { ok: false, cancelled: true };
     const timeout = step.timeoutMs ?? options.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
     const started = Date.now();
     hooks.onStepStart(index);
     try {
-      const matched = await runStep(page, step, timeout);
-      hooks.onStepEnd(index, { durationMs: Date.now() - started, matched });
+      const done = await runStep(page, step, timeout);
+      const produced = done.value !== undefined || done.screenshot !== undefined;
+      hooks.onStepEnd(index, { durationMs: Date.now() - started, ...done, ...(produced ? { outputKey: step.output ?? `step_${index}` } : {}) });
     } catch (err) {
+      if (signal?.aborted) return { ok: false, cancelled: true };
       const selector = selectorOf(step);
       const reason = errorMessage(err).split('\n')[0] ?? 'unknown error';
       const error = new StepError(index, selector, `step ${index} (${step.type}${selector ? ` ${selector}` : ''}) failed: ${reason}`, { cause: err });
       const screenshot = page.isClosed() ? null : await page.screenshot({ timeout: 5000 }).catch(() => null);
       hooks.onStepFail(index, { durationMs: Date.now() - started, error: error.message, selector, screenshot });
-      return { ok: false, error };
+      return { ok: false, cancelled: false, error };
     }
   }
   return { ok: true };

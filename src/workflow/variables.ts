@@ -2,7 +2,7 @@ import { BadRequestError } from '../common/index.js';
 import type { InputValue, Step, Workflow } from './schema.js';
 
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-const FILLED_FIELDS = ['url', 'value', 'cssSelector', 'xpath', 'elementText', 'key'] as const;
+const FILLED_FIELDS = ['url', 'value', 'selectedText', 'task', 'cssSelector', 'xpath', 'elementText', 'waitForElement', 'key'] as const;
 
 /** Checks inputs against the workflow's input_schema; throws BadRequestError naming the input. */
 export function checkInputs(workflow: Workflow, inputs: Record<string, InputValue>): void {

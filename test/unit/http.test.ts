@@ -130,10 +130,10 @@ describe('HTTP routes', () => {
       assert.match(body.error, /^workflow\.steps\[1\]\.cssSelector: /);
     });
 
-    test('an unsupported step type is a 400 saying so', async () => {
-      const { status, body } = await execute({ workflow: { name: 'w', steps: [{ type: 'select_change', cssSelector: 'select' }] } });
+    test('an agent step is a 400 saying it needs a language model', async () => {
+      const { status, body } = await execute({ workflow: { name: 'w', steps: [{ type: 'agent', task: 'book a flight' }] } });
       assert.equal(status, 400);
-      assert.match(body.error, /workflow\.steps\[0\]\.type: step type "select_change" is not supported yet/);
+      assert.match(body.error, /workflow\.steps\[0\]\.type: step type "agent" needs a language model/);
     });
 
     test('a visual_quality other than standard or high is a 400 naming visual_quality', async () => {
@@ -165,7 +165,7 @@ describe('HTTP routes', () => {
     test('an unknown stored workflow name is a 404', async () => {
       const { status, body } = await execute({ name: 'no-such-workflow' });
       assert.equal(status, 404);
-      assert.equal(body.error, 'no stored workflow named "no-such-workflow"');
+      assert.match(body.error, /^no stored workflow named "no-such-workflow" in \//);
       assert.equal(body.code, 'NOT_FOUND');
     });
 

@@ -198,14 +198,15 @@ describe('Session step hooks', () => {
     assert.equal(step?.error, 'no such element');
     assert.equal(step?.selector, '#name');
     assert.equal(step?.screenshotAvailable, true);
-    assert.equal(session.failureScreenshot, png);
+    assert.equal(session.failedStep, 2);
+    assert.equal(session.screenshots.get(2), png);
   });
 
   test('a failure without a screenshot says none is available', () => {
     const session = newSession();
     session.stepFailed(0, { durationMs: 1, error: 'x', selector: null, screenshot: null });
     assert.equal(session.steps[0]?.screenshotAvailable, false);
-    assert.equal(session.failureScreenshot, null);
+    assert.equal(session.screenshots.size, 0);
   });
 
   test('stepFailed appends a domcast.step custom event with phase fail, error and selector', () => {

@@ -100,12 +100,26 @@ describe('workflowSchema', () => {
     assert.match(issues[0]?.message ?? '', /unknown step type/);
   });
 
-  for (const type of ['select_change', 'scroll', 'extract_page_content']) {
-    test(`a ${type} step is refused as not supported yet`, () => {
-      const issues = issuesOf(minimal([{ type, cssSelector: 'select#size' }]));
-      assert.equal(issues[0]?.message, `step type "${type}" is not supported yet`);
-    });
-  }
+  test('an agent step is refused: it needs a language model domcast does not run', () => {
+    const issues = issuesOf(minimal([{ type: 'agent', task: 'find the cheapest flight' }]));
+    assert.match(issues[0]?.message ?? '', /step type "agent" needs a language model/);
+  });
+
+  test('a select_change step without selectedText is refused at that field', () => {
+    const issues = issuesOf(minimal([{ type: 'select_change', cssSelector: 'select#size' }]));
+    assert.deepEqual(issues[0]?.path, ['steps', 0, 'selectedText']);
+  });
+
+  test('scroll, extract_page_content and screenshot steps parse', () => {
+    const w = workflowSchema.parse(
+      minimal([
+        { type: 'scroll', scrollX: 0, scrollY: 400 },
+        { type: 'extract_page_content', goal: 'the price', output: 'price' },
+        { type: 'screenshot', output: 'shot' },
+      ]),
+    );
+    assert.deepEqual(w.steps.map((s) => s.type), ['scroll', 'extract_page_content', 'screenshot']);
+  });
 
   test('a navigation step with an empty url is refused at that url', () => {
     const issues = issuesOf(minimal([{ type: 'navigation', url: '' }]));

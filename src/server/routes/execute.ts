@@ -1,8 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { BadRequestError, NotFoundError, projectRoot } from '../../common/index.js';
+import { BadRequestError } from '../../common/index.js';
 import { visualPath } from '../../protocol/index.js';
 import { prepareWorkflow, workflowSchema, type Workflow } from '../../workflow/index.js';
 import { parseOrThrow } from '../validation.js';
@@ -10,23 +8,13 @@ import type { AppDeps } from '../deps.js';
 
 const executeBody = z.strictObject({
   workflow: z.unknown().optional(),
-  name: z.string().regex(/^[\w.-]{1,100}$/, 'must be a workflow file name (letters, digits, _ . -)').optional(),
+  name: z.string().optional(),
   inputs: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).default({}),
   visual_enabled: z.boolean().default(false),
   visual_quality: z.enum(['standard', 'high']).default('standard'),
+  /** Default timeout of each step, ms (a step's own timeoutMs wins). */
+  step_timeout_ms: z.number().int().min(100).max(600_000).optional(),
 });
-
-export const WORKFLOWS_DIR = join(projectRoot, 'workflows');
-
-function storedWorkflow(name: string): unknown {
-  const file = join(WORKFLOWS_DIR, `${name.replace(/\.json$/, '')}.json`);
-  if (!existsSync(file)) throw new NotFoundError(`no stored workflow named "${name}"`);
-  try {
-    return JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new BadRequestError(`stored workflow "${name}" is not valid JSON: ${(err as Error).message}`, 500, 'WORKFLOW_FILE_INVALID');
-  }
-}
 
 /** http(s)://host and ws(s)://host as the client reached us. */
 export function origins(req: FastifyRequest): { http: string; ws: string } {
@@ -36,6 +24,8 @@ export function origins(req: FastifyRequest): { http: string; ws: string } {
 }
 
 export function registerExecute(app: FastifyInstance, deps: AppDeps): void {
+  app.get('/workflows', async () => ({ dir: deps.library.dir, workflows: deps.library.list() }));
+
   app.post('/workflows/execute', async (req, reply) => {
     if (req.body === undefined || req.body === null || typeof req.body !== 'object') {
       throw new BadRequestError('the body must be a JSON object like {"workflow": {...}, "inputs": {...}, "visual_enabled": true}');
@@ -43,10 +33,15 @@ export function registerExecute(app: FastifyInstance, deps: AppDeps): void {
     const body = parseOrThrow(executeBody, req.body);
     if (body.workflow === undefined && body.name === undefined) throw new BadRequestError('workflow: required (or give "name" of a stored workflow)');
     if (body.workflow !== undefined && body.name !== undefined) throw new BadRequestError('give either "workflow" or "name", not both');
-    const raw = body.workflow ?? storedWorkflow(body.name ?? '');
+    const raw = body.workflow ?? deps.library.load(body.name ?? '');
     const workflow: Workflow = prepareWorkflow(parseOrThrow(workflowSchema, raw, 'workflow'), body.inputs);
     const visual = body.visual_enabled && deps.config.visualStreamingEnabled;
-    const session = deps.runs.start({ workflow, visual, quality: body.visual_quality });
+    const session = deps.runs.start({
+      workflow,
+      visual,
+      quality: body.visual_quality,
+      ...(body.step_timeout_ms !== undefined ? { stepTimeoutMs: body.step_timeout_ms } : {}),
+    });
     const o = origins(req);
     const path = visualPath(session.id);
     reply.code(202);

@@ -11,6 +11,8 @@ export function registerHealth(app: FastifyInstance, deps: AppDeps): void {
     return {
       status: config.visualStreamingEnabled ? 'ok' : 'disabled',
       active_sessions: registry.activeCount,
+      queued_sessions: deps.runs.queued,
+      max_concurrent_sessions: config.maxConcurrentSessions,
       total_events_processed: metrics.totalEventsProcessed,
       /** ms from an event's page timestamp to its hand-off to every viewer socket, over the latest 4096 events. */
       average_latency: round(metrics.latency.average()),

@@ -12,9 +12,24 @@ export function findSession(deps: AppDeps, id: string): Session {
 export function registerSessions(app: FastifyInstance, deps: AppDeps): void {
   app.get<{ Params: { id: string } }>('/workflows/:id', async (req) => findSession(deps, req.params.id).toJSON());
 
+  app.post<{ Params: { id: string } }>('/workflows/:id/cancel', async (req, reply) => {
+    const session = findSession(deps, req.params.id);
+    await deps.runs.cancel(session);
+    reply.code(202);
+    return { session_id: session.id, status: session.status };
+  });
+
   app.get<{ Params: { id: string } }>('/workflows/:id/screenshot', async (req, reply) => {
     const session = findSession(deps, req.params.id);
-    if (!session.failureScreenshot) throw new NotFoundError(`session ${session.id} has no failure screenshot`);
-    return reply.type('image/png').send(session.failureScreenshot);
+    const shot = session.failedStep === null ? undefined : session.screenshots.get(session.failedStep);
+    if (!shot) throw new NotFoundError(`session ${session.id} has no failure screenshot`);
+    return reply.type('image/png').send(shot);
+  });
+
+  app.get<{ Params: { id: string; index: string } }>('/workflows/:id/steps/:index/screenshot', async (req, reply) => {
+    const session = findSession(deps, req.params.id);
+    const shot = /^\d{1,6}$/.test(req.params.index) ? session.screenshots.get(Number(req.params.index)) : undefined;
+    if (!shot) throw new NotFoundError(`session ${session.id} has no screenshot for step ${req.params.index.slice(0, 16)}`);
+    return reply.type('image/png').send(shot);
   });
 }
