@@ -3,16 +3,21 @@ import { ChromiumNotFoundError, ConfigError, errorMessage } from '../common/inde
 import { findChromium } from '../browser/index.js';
 import { createServer, loadConfig } from '../server/index.js';
 import { runDemo } from './demo.js';
+import { RUN_USAGE, UsageError, runCommand } from './run.js';
 
 const HELP = `domcast — run browser workflows and watch them live as DOM
 
 Usage:
+  ${RUN_USAGE}
+      run a workflow file (browser-use/workflow-use format) here and now: a line per step on stderr,
+      the outputs as JSON on stdout; --visual prints a live viewer URL; exit 0 on success, 1 on failure
   domcast serve            start the server (PORT, default 3000; HOST, default 127.0.0.1)
   domcast demo [--once]    serve the demo site, run the demo workflow with visual on, print the viewer URL
   domcast --help           this text
 
 Settings (environment): PORT, HOST, VISUAL_STREAMING_ENABLED (true), VISUAL_WEBSOCKET_MAX_CONNECTIONS (100),
-VISUAL_EVENT_BUFFER_SIZE (1000), CHROMIUM_PATH, LOG_LEVEL (info).`;
+VISUAL_EVENT_BUFFER_SIZE (1000), MAX_CONCURRENT_SESSIONS (4), WORKFLOWS_DIR (./workflows), CHROMIUM_PATH,
+LOG_LEVEL (info).`;
 
 async function serve(): Promise<number> {
   const config = loadConfig();
@@ -39,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'serve') return serve();
   if (command === 'demo') return runDemo(rest);
+  if (command === 'run') return runCommand(rest);
   console.error(`domcast: unknown command "${command}"\n\n${HELP}`);
   return 2;
 }
@@ -46,6 +52,10 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
+    if (err instanceof UsageError || (err instanceof Error && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) {
+      console.error(`domcast: ${err.message}`);
+      process.exit(2);
+    }
     if (err instanceof ConfigError || err instanceof ChromiumNotFoundError) console.error(`domcast: ${err.message}`);
     else console.error(`domcast: ${errorMessage(err)}`, err);
     process.exit(1);

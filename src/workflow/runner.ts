@@ -75,7 +75,7 @@ async function runStep(page: Page, step: Step, timeout: number): Promise<Done> {
     case 'select_change': {
       const { locator, matched } = await locate(page, step, timeout);
       await locator.selectOption({ label: step.selectedText }, { timeout: left() });
-      return { matched, value: step.selectedText };
+      return { matched };
     }
     case 'key_press': {
       if (!step.cssSelector && !step.xpath) {

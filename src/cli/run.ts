@@ -1,0 +1,112 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { BadRequestError, DomcastError, errorMessage } from '../common/index.js';
+import { visualPath } from '../protocol/index.js';
+import { loadConfig } from '../server/index.js';
+import { describeIssues } from '../server/validation.js';
+import { prepareWorkflow, workflowSchema, type InputValue, type Workflow } from '../workflow/index.js';
+import { startEmbeddedServer } from './embedded.js';
+import { followSteps } from './progress.js';
+
+export const RUN_USAGE = `domcast run <workflow.json> [--input name=value …] [--visual] [--quality standard|high] [--timeout ms] [--keep-serving]`;
+
+/** A usage mistake: exit code 2, and the message says what to fix. */
+export class UsageError extends DomcastError {
+  constructor(message: string) {
+    super('USAGE', message);
+  }
+}
+
+function readWorkflow(file: string): Workflow {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${file}: ${errorMessage(err)}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${file} is not valid JSON: ${errorMessage(err)}`);
+  }
+  const parsed = workflowSchema.safeParse(json);
+  if (!parsed.success) throw new UsageError(`${file} is not a valid workflow: ${describeIssues(parsed.error.issues)}`);
+  return parsed.data;
+}
+
+/** `--input name=value`, typed by the workflow's input_schema (numbers and bools are converted). */
+function parseInputs(workflow: Workflow, pairs: string[]): Record<string, InputValue> {
+  const inputs: Record<string, InputValue> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--input ${pair}: expected name=value`);
+    const name = pair.slice(0, eq);
+    const raw = pair.slice(eq + 1);
+    const type = workflow.input_schema.find((i) => i.name === name)?.type ?? 'string';
+    if (type === 'number') {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n)) throw new UsageError(`input "${name}" must be a number, got "${raw}"`);
+      inputs[name] = n;
+    } else if (type === 'bool') {
+      const v = raw.toLowerCase();
+      if (!['true', 'false', '1', '0', 'yes', 'no'].includes(v)) throw new UsageError(`input "${name}" must be true or false, got "${raw}"`);
+      inputs[name] = ['true', '1', 'yes'].includes(v);
+    } else {
+      inputs[name] = raw;
+    }
+  }
+  return inputs;
+}
+
+/**
+ * `domcast run`: runs one workflow file in this process and follows it step by step on stderr;
+ * prints the run's outputs as JSON on stdout; exits 0 when it succeeded, 1 when not, 2 on a usage error.
+ */
+export async function runCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      input: { type: 'string', short: 'i', multiple: true, default: [] },
+      visual: { type: 'boolean', default: false },
+      quality: { type: 'string', default: 'standard' },
+      timeout: { type: 'string' },
+      'keep-serving': { type: 'boolean', default: false },
+    },
+  });
+  if (positionals.length !== 1) throw new UsageError(`expected one workflow file\nusage: ${RUN_USAGE}`);
+  const quality = values.quality;
+  if (quality !== 'standard' && quality !== 'high') throw new UsageError(`--quality must be standard or high, got "${quality}"`);
+  const timeout = values.timeout === undefined ? undefined : Number(values.timeout);
+  if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 100)) throw new UsageError(`--timeout must be a whole number of ms (at least 100), got "${values.timeout}"`);
+
+  const file = positionals[0]!;
+  const raw = readWorkflow(file);
+  let workflow: Workflow;
+  try {
+    workflow = prepareWorkflow(raw, parseInputs(raw, values.input));
+  } catch (err) {
+    if (err instanceof BadRequestError) throw new UsageError(err.message);
+    throw err;
+  }
+
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env, ...(values.visual ? {} : { PORT: '0' }) });
+  const { server, base } = await startEmbeddedServer(config, log);
+  try {
+    const session = server.deps.runs.start({ workflow, visual: values.visual, quality, ...(timeout !== undefined ? { stepTimeoutMs: timeout } : {}) });
+    log(`Running "${workflow.name}" (${workflow.steps.length} steps)`);
+    if (values.visual) log(`Watch it live: ${base}${visualPath(session.id)}/viewer`);
+    const status = await followSteps(session, log);
+    log(status === 'succeeded' ? `Run succeeded in ${session.endedAt! - session.startedAt!} ms` : `Run ${status}: ${session.error ?? ''}`);
+    process.stdout.write(`${JSON.stringify({ status, outputs: session.outputs, error: session.error }, null, 2)}\n`);
+    if (values.visual && values['keep-serving']) {
+      log(`The viewer keeps showing the final page at ${base}${visualPath(session.id)}/viewer; Ctrl-C to stop.`);
+      await new Promise(() => {});
+    }
+    return status === 'succeeded' ? 0 : 1;
+  } finally {
+    await server.close();
+  }
+}

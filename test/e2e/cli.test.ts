@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { serveStatic, type StaticSite } from '../../src/cli/static-site.js';
+import { projectRoot } from '../../src/common/index.js';
+
+const cli = join(projectRoot, 'dist', 'cli.js');
+const shop = join(projectRoot, 'test', 'fixtures', 'workflows', 'shop.json');
+
+function domcast(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [cli, ...args], { cwd: projectRoot, env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+describe('domcast run', () => {
+  let pages: StaticSite;
+  before(async () => {
+    pages = await serveStatic(join(projectRoot, 'test', 'fixtures', 'pages'));
+  });
+  after(async () => {
+    await pages?.close();
+  });
+
+  test('runs a workflow file with typed inputs: a progress line per step, the viewer URL, outputs as JSON, exit 0', async () => {
+    const { code, stdout, stderr } = await domcast(['run', shop, '--input', `base_url=${pages.url}`, '-i', 'qty=4', '-i', 'size=Small', '-i', 'gift=yes', '--visual']);
+    assert.equal(code, 0, stderr);
+    assert.match(stderr, /Watch it live: http:\/\/127\.0\.0\.1:\d+\/workflows\/visual\/[0-9a-f-]{36}\/viewer/);
+    const lines = stderr.split('\n').filter((l) => /^\s+✓\s+\d+\. .* \(\d+ ms\)$/.test(l));
+    assert.equal(lines.length, 15, stderr);
+    const result = JSON.parse(stdout) as { status: string; outputs: Record<string, string> };
+    assert.equal(result.status, 'succeeded');
+    assert.equal(result.outputs.result, 'Bought 4 x Small');
+    assert.equal(result.outputs.after_text, 'clicked Other action');
+  });
+
+  test('a failing run prints its failed step and exits 1', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'domcast-cli-'));
+    const file = join(dir, 'broken.json');
+    writeFileSync(file, JSON.stringify({ name: 'broken', steps: [{ type: 'navigation', url: `${pages.url}/shop.html` }, { type: 'click', cssSelector: '#ghost', timeoutMs: 500 }] }));
+    const { code, stdout, stderr } = await domcast(['run', file]);
+    assert.equal(code, 1);
+    assert.match(stderr, /✗  2\. click \(\d+ ms\) — step 1 \(click #ghost\) failed: no element matches #ghost within 0\.5 s/);
+    assert.equal((JSON.parse(stdout) as { status: string }).status, 'failed');
+  });
+
+  test('bad files, inputs and flags are usage errors that say precisely what is wrong (exit 2)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'domcast-cli-'));
+    const invalid = join(dir, 'invalid.json');
+    writeFileSync(invalid, JSON.stringify({ name: 'x', steps: [{ type: 'navigation', url: 'http://127.0.0.1/' }, { type: 'input', cssSelector: '#a', value: 5 }] }));
+    const truncated = join(dir, 'truncated.json');
+    writeFileSync(truncated, '{"name": "x", "steps": [');
+    const cases: [string[], RegExp][] = [
+      [['run', invalid], /invalid\.json is not a valid workflow: steps\[1\]\.value: /],
+      [['run', truncated], /truncated\.json is not valid JSON/],
+      [['run', join(dir, 'missing.json')], /cannot read .*missing\.json/],
+      [['run', shop, '-i', `base_url=${pages.url}`, '-i', 'qty=many', '-i', 'size=Small'], /input "qty" must be a number, got "many"/],
+      [['run', shop, '-i', `base_url=${pages.url}`, '-i', 'size=Small'], /input "qty" is required/],
+      [['run', shop, '--quality', 'ultra'], /--quality must be standard or high/],
+      [['run'], /expected one workflow file/],
+    ];
+    for (const [args, message] of cases) {
+      const { code, stderr } = await domcast(args);
+      assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
+      assert.match(stderr, message);
+    }
+  });
+
+  test('--help explains run and serve', async () => {
+    const { code, stdout } = await domcast(['--help']);
+    assert.equal(code, 0);
+    assert.match(stdout, /domcast run <workflow\.json>/);
+    assert.match(stdout, /domcast serve/);
+  });
+});
