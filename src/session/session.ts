@@ -177,6 +177,20 @@ export class Session extends EventEmitter<SessionEvents> {
     this.emit('status');
   }
 
+  /** The failed step, for a caller that wants the facts rather than the message. */
+  private failure(): Record<string, unknown> | null {
+    const step = this.failedStep === null ? undefined : this.steps[this.failedStep];
+    if (!step) return null;
+    return {
+      step: step.index,
+      type: step.type,
+      description: step.description,
+      selector: step.selector ?? null,
+      reason: step.error ?? null,
+      screenshot_url: this.screenshots.has(step.index) ? stepScreenshotPath(this.id, step.index) : null,
+    };
+  }
+
   /** What GET /workflows/{id} answers. */
   toJSON(): Record<string, unknown> {
     return {
@@ -190,6 +204,7 @@ export class Session extends EventEmitter<SessionEvents> {
       ended_at: this.endedAt ? new Date(this.endedAt).toISOString() : null,
       duration_ms: this.startedAt ? (this.endedAt ?? Date.now()) - this.startedAt : null,
       current_step: this.currentStep,
+      failure: this.failure(),
       steps: this.steps,
       outputs: this.outputs,
       events: { total: this.log.totalEvents, retained: this.log.retained, last_seq: this.log.lastSeq, bytes: this.log.totalBytes },

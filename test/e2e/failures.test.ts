@@ -47,11 +47,20 @@ describe('bad input and failed steps', () => {
       status: string;
       error: string;
       steps: { state: string; selector?: string; screenshotAvailable?: boolean }[];
+      failure: Record<string, unknown> | null;
     };
     assert.equal(result.status, 'failed');
     assert.match(result.error, /step 1 \(click #no-such-button\) failed/);
     assert.deepEqual(result.steps.map((s) => s.state), ['succeeded', 'failed', 'skipped']);
     assert.equal(result.steps[1]?.selector, '#no-such-button');
+    assert.deepEqual(result.failure, {
+      step: 1,
+      type: 'click',
+      description: 'click a ghost',
+      selector: '#no-such-button',
+      reason: result.error,
+      screenshot_url: `/workflows/${body.session_id}/steps/1/screenshot`,
+    });
     const shot = await fetch(`${stack.base}/workflows/${body.session_id}/screenshot`);
     assert.equal(shot.headers.get('content-type'), 'image/png');
     assert.deepEqual([...new Uint8Array(await shot.arrayBuffer()).subarray(1, 4)], [0x50, 0x4e, 0x47]);
