@@ -84,8 +84,9 @@ export async function runCommand(argv: string[]): Promise<number> {
   const file = positionals[0]!;
   const raw = readWorkflow(file);
   let workflow: Workflow;
+  const inputs = parseInputs(raw, values.input);
   try {
-    workflow = prepareWorkflow(raw, parseInputs(raw, values.input));
+    workflow = prepareWorkflow(raw, inputs);
   } catch (err) {
     if (err instanceof BadRequestError) throw new UsageError(err.message);
     throw err;
@@ -95,7 +96,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env, ...(values.visual ? {} : { PORT: '0' }) });
   const { server, base } = await startEmbeddedServer(config, log);
   try {
-    const session = server.deps.runs.start({ workflow, visual: values.visual, quality, ...(timeout !== undefined ? { stepTimeoutMs: timeout } : {}) });
+    const session = server.deps.runs.start({ workflow, inputs, visual: values.visual, quality, ...(timeout !== undefined ? { stepTimeoutMs: timeout } : {}) });
     log(`Running "${workflow.name}" (${workflow.steps.length} steps)`);
     if (values.visual) log(`Watch it live: ${base}${visualPath(session.id)}/viewer`);
     const status = await followSteps(session, log);

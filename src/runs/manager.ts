@@ -1,7 +1,7 @@
 import type { BrowserContext, Page } from 'playwright-core';
 import { attachRecorder, type BrowserLauncher, type VisualQuality } from '../browser/index.js';
 import { BadRequestError, errorMessage, type Logger } from '../common/index.js';
-import type { Session, SessionRegistry, StreamMetrics } from '../session/index.js';
+import { redactInputs, type Session, type SessionRegistry, type StreamMetrics } from '../session/index.js';
 import { runWorkflow, type Workflow } from '../workflow/index.js';
 
 export interface StartRun {
@@ -10,6 +10,8 @@ export interface StartRun {
   quality: VisualQuality;
   /** Default timeout of each step (a step's own `timeoutMs` wins). */
   stepTimeoutMs?: number;
+  /** Kept with the session, secrets redacted. */
+  inputs?: Record<string, unknown>;
 }
 
 interface Active {
@@ -51,6 +53,7 @@ export class RunManager {
       quality: req.quality,
       bufferSize: this.deps.bufferSize,
       metrics: this.deps.metrics,
+      inputs: redactInputs(req.inputs ?? {}),
     });
     this.queue.push({ session, req });
     this.pump();

@@ -3,6 +3,7 @@ import { BrowserLauncher } from '../browser/index.js';
 import { BadRequestError, createLogger, type Logger } from '../common/index.js';
 import { RunManager } from '../runs/index.js';
 import { SessionRegistry, StreamMetrics } from '../session/index.js';
+import { SqliteStore, track } from '../store/index.js';
 import { StreamHub } from '../stream/index.js';
 import { WorkflowLibrary } from '../workflow/index.js';
 import type { Config } from './config.js';
@@ -11,6 +12,7 @@ import { registerExecute } from './routes/execute.js';
 import { registerHealth } from './routes/health.js';
 import { registerSessions } from './routes/sessions.js';
 import { registerViewer } from './routes/viewer.js';
+import { registerRecordings } from './routes/recordings.js';
 
 export interface Server {
   app: FastifyInstance;
@@ -27,13 +29,28 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   const app: FastifyInstance = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: BODY_LIMIT,
     logController: new LogController({ disableRequestLogging: true }),
   });
-  const registry = new SessionRegistry();
+  const store = new SqliteStore(config.dataDir, log);
+  if (store.interrupted > 0) log.warn({ sessions: store.interrupted }, 'marked runs of a previous process as interrupted');
+  const registry = new SessionRegistry({ onCreate: (session) => track(store, session) });
   const metrics = new StreamMetrics();
   const launcher = new BrowserLauncher({ chromiumPath: options.chromiumPath ?? config.chromiumPath, log });
   const runs = new RunManager({ launcher, registry, metrics, bufferSize: config.eventBufferSize, maxConcurrent: config.maxConcurrentSessions, log });
   const hub = new StreamHub({ registry, maxConnections: config.maxConnections, enabled: config.visualStreamingEnabled, log });
   const library = new WorkflowLibrary(config.workflowsDir);
-  const deps: AppDeps = { config, log, registry, metrics, runs, hub, library, startedAt: Date.now() };
+  const prune = (): string[] => {
+    const removed = store.prune({
+      maxAgeMs: config.retentionDays === undefined ? undefined : config.retentionDays * 86_400_000,
+      maxBytes: config.maxStoreMb === undefined ? undefined : config.maxStoreMb * 1024 * 1024,
+      isLive: (id) => registry.get(id)?.finished === false,
+    });
+    for (const id of removed) registry.delete(id);
+    if (removed.length) log.info({ removed: removed.length }, 'retention removed old recordings');
+    return removed;
+  };
+  const deps: AppDeps = { config, log, registry, metrics, runs, hub, library, store, applyRetention: prune, startedAt: Date.now() };
+  prune();
+  const pruneTimer = setInterval(prune, 60_000);
+  pruneTimer.unref();
 
   // Every error leaves as JSON {error}; a client's mistake is a 4xx that says what was wrong.
   app.setErrorHandler((err: FastifyError | BadRequestError, req, reply) => {
@@ -49,6 +66,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}`, code: 'NOT_FOUND' }));
 
   registerExecute(app, deps);
+  registerRecordings(app, deps);
   registerSessions(app, deps);
   registerViewer(app, deps);
   registerHealth(app, deps);
@@ -75,6 +93,8 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
       // Closing the browser ends runs still in flight (their steps fail); then wait for them to settle.
       await launcher.close();
       await runs.idle();
+      clearInterval(pruneTimer);
+      await store.close();
     },
   };
 }

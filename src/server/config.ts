@@ -25,6 +25,9 @@ const schema = z.object({
   VISUAL_EVENT_BUFFER_SIZE: int(10, 10_000_000).default(1000),
   MAX_CONCURRENT_SESSIONS: int(1, 1000).default(4),
   WORKFLOWS_DIR: z.string().trim().min(1, 'must not be empty').default('./workflows'),
+  DOMCAST_DATA_DIR: z.string().trim().min(1, 'must not be empty').default('./data'),
+  DOMCAST_RETENTION_DAYS: z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a number of days').transform(Number).optional(),
+  DOMCAST_MAX_STORE_MB: int(1, 10_000_000).optional(),
   CHROMIUM_PATH: z.string().trim().min(1).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -38,6 +41,10 @@ export interface Config {
   readonly maxConcurrentSessions: number;
   /** Absolute path of the stored workflows folder. */
   readonly workflowsDir: string;
+  /** Absolute path of the recordings store's folder. */
+  readonly dataDir: string;
+  readonly retentionDays: number | undefined;
+  readonly maxStoreMb: number | undefined;
   readonly chromiumPath: string | undefined;
   readonly logLevel: string;
 }
@@ -63,6 +70,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     eventBufferSize: c.VISUAL_EVENT_BUFFER_SIZE,
     maxConcurrentSessions: c.MAX_CONCURRENT_SESSIONS,
     workflowsDir: resolve(c.WORKFLOWS_DIR),
+    dataDir: resolve(c.DOMCAST_DATA_DIR),
+    retentionDays: c.DOMCAST_RETENTION_DAYS,
+    maxStoreMb: c.DOMCAST_MAX_STORE_MB,
     chromiumPath: c.CHROMIUM_PATH,
     logLevel: c.LOG_LEVEL,
   });

@@ -1,6 +1,7 @@
 import type { Logger } from '../common/index.js';
 import type { RunManager } from '../runs/index.js';
 import type { SessionRegistry, StreamMetrics } from '../session/index.js';
+import type { SqliteStore } from '../store/index.js';
 import type { StreamHub } from '../stream/index.js';
 import type { WorkflowLibrary } from '../workflow/index.js';
 import type { Config } from './config.js';
@@ -14,5 +15,8 @@ export interface AppDeps {
   runs: RunManager;
   hub: StreamHub;
   library: WorkflowLibrary;
+  store: SqliteStore;
+  /** Removes recordings past DOMCAST_RETENTION_DAYS / DOMCAST_MAX_STORE_MB now; returns their ids. */
+  applyRetention: () => string[];
   startedAt: number;
 }

@@ -8,11 +8,14 @@ import { Session, type SessionInit } from './session.js';
 export class SessionRegistry {
   private readonly sessions = new Map<string, Session>();
 
-  constructor(private readonly keepFinished = 200) {}
+  constructor(
+    private readonly options: { keepFinished?: number; onCreate?: (session: Session) => void } = {},
+  ) {}
 
   create(init: Omit<SessionInit, 'id'>): Session {
     const session = new Session({ ...init, id: randomUUID() });
     this.sessions.set(session.id, session);
+    this.options.onCreate?.(session);
     session.on('status', () => {
       if (session.finished) this.evict();
     });
@@ -33,8 +36,14 @@ export class SessionRegistry {
     return this.sessions.values();
   }
 
+  /** Forgets a finished session (the caller removes it from the store). */
+  delete(id: string): boolean {
+    return this.sessions.get(id)?.finished === true && this.sessions.delete(id);
+  }
+
   private evict(): void {
+    const keep = this.options.keepFinished ?? 200;
     const finished = [...this.sessions.values()].filter((s) => s.finished);
-    for (const s of finished.slice(0, Math.max(0, finished.length - this.keepFinished))) this.sessions.delete(s.id);
+    for (const s of finished.slice(0, Math.max(0, finished.length - keep))) this.sessions.delete(s.id);
   }
 }

@@ -26,6 +26,15 @@ export interface SessionInit {
   quality: 'standard' | 'high';
   bufferSize: number;
   metrics: StreamMetrics;
+  /** The run's inputs, already stripped of secrets (see redactInputs). */
+  inputs?: Record<string, unknown>;
+}
+
+const SECRET_NAME = /pass|secret|token|key|credential|auth/i;
+
+/** Inputs as they may be kept and shown: values of secret-looking names are replaced. */
+export function redactInputs(inputs: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, SECRET_NAME.test(k) ? '[redacted]' : v]));
 }
 
 export interface SessionEvents {
@@ -58,6 +67,7 @@ export class Session extends EventEmitter<SessionEvents> {
   readonly workflowName: string;
   readonly visual: boolean;
   readonly quality: 'standard' | 'high';
+  readonly inputs: Record<string, unknown>;
   readonly log: SessionLog;
   readonly steps: StepResult[];
   readonly createdAt = Date.now();
@@ -83,6 +93,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.workflowName = init.workflowName;
     this.visual = init.visual;
     this.quality = init.quality;
+    this.inputs = init.inputs ?? {};
     this.metrics = init.metrics;
     this.steps = init.steps.map((s, index) => ({ index, type: s.type, description: s.description, state: 'pending' }));
     this.log = new SessionLog(init.bufferSize, () => this.requestSnapshot());
@@ -196,6 +207,7 @@ export class Session extends EventEmitter<SessionEvents> {
     return {
       session_id: this.id,
       workflow: this.workflowName,
+      inputs: this.inputs,
       status: this.status,
       error: this.error,
       visual_enabled: this.visual,

@@ -1,3 +1,5 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import WebSocket from 'ws';
@@ -14,9 +16,10 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-/** The real server on port 0 and the demo site on 127.0.0.1, as a user would run them. */
+/** The real server on port 0 (with a fresh data folder unless one is given) and the demo site on 127.0.0.1. */
 export async function startStack(env: Record<string, string> = {}): Promise<Stack> {
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env });
+  const dataDir = env.DOMCAST_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'domcast-test-'));
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env, DOMCAST_DATA_DIR: dataDir });
   const server = createServer(config);
   const base = await server.listen();
   const site = await serveStatic(join(projectRoot, 'demo', 'site'));

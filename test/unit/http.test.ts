@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, loadConfig, type Server } from '../../src/server/index.js';
 import type { Session } from '../../src/session/index.js';
 
@@ -19,7 +22,14 @@ describe('HTTP routes', () => {
   let server: Server;
 
   before(async () => {
-    server = createServer(loadConfig({ PORT: '0', LOG_LEVEL: 'silent', CHROMIUM_PATH: '/nonexistent/domcast-unit-test-chromium' }));
+    server = createServer(
+      loadConfig({
+        PORT: '0',
+        LOG_LEVEL: 'silent',
+        CHROMIUM_PATH: '/nonexistent/domcast-unit-test-chromium',
+        DOMCAST_DATA_DIR: mkdtempSync(join(tmpdir(), 'domcast-unit-')),
+      }),
+    );
     await server.app.ready();
   });
   after(async () => {

@@ -40,6 +40,7 @@ export function registerExecute(app: FastifyInstance, deps: AppDeps): void {
       workflow,
       visual,
       quality: body.visual_quality,
+      inputs: body.inputs,
       ...(body.step_timeout_ms !== undefined ? { stepTimeoutMs: body.step_timeout_ms } : {}),
     });
     const o = origins(req);

@@ -25,6 +25,8 @@ export function registerHealth(app: FastifyInstance, deps: AppDeps): void {
       viewers_refused: hub.connectionsRefused,
       event_buffer_size: config.eventBufferSize,
       rss_bytes: process.memoryUsage().rss,
+      store_events_written: deps.store.eventsWritten,
+      store_bytes: deps.store.sizeBytes(),
       uptime_s: Math.round((Date.now() - deps.startedAt) / 1000),
     };
   });

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { NotFoundError } from '../../common/index.js';
 import type { Session } from '../../session/index.js';
 import type { AppDeps } from '../deps.js';
+import { storedJSON } from './recordings.js';
 
 export function findSession(deps: AppDeps, id: string): Session {
   const session = deps.registry.get(id);
@@ -10,7 +11,14 @@ export function findSession(deps: AppDeps, id: string): Session {
 }
 
 export function registerSessions(app: FastifyInstance, deps: AppDeps): void {
-  app.get<{ Params: { id: string } }>('/workflows/:id', async (req) => findSession(deps, req.params.id).toJSON());
+  app.get<{ Params: { id: string } }>('/workflows/:id', async (req) => {
+    const live = deps.registry.get(req.params.id);
+    if (live) return live.toJSON();
+    // Runs from before a restart, or evicted from memory, are still on record.
+    const stored = deps.store.get(req.params.id);
+    if (!stored) throw new NotFoundError(`unknown session ${req.params.id.slice(0, 64)}`);
+    return storedJSON(stored);
+  });
 
   app.post<{ Params: { id: string } }>('/workflows/:id/cancel', async (req, reply) => {
     const session = findSession(deps, req.params.id);

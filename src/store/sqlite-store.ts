@@ -1,0 +1,271 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync, gzip } from 'node:zlib';
+import { promisify } from 'node:util';
+import type { Logger } from '../common/index.js';
+
+const gzipAsync = promisify(gzip);
+
+/** What the store keeps about a session (the event log is kept apart, in chunks). */
+export interface StoredSession {
+  id: string;
+  workflow: string;
+  inputs: Record<string, unknown>;
+  status: string;
+  error: string | null;
+  visual: boolean;
+  createdAt: number;
+  startedAt: number | null;
+  endedAt: number | null;
+  steps: unknown[];
+  outputs: Record<string, unknown>;
+  eventCount: number;
+  byteCount: number;
+}
+
+export interface ListQuery {
+  status?: string | undefined;
+  limit: number;
+  cursor?: string | undefined;
+}
+
+interface Pending {
+  from: number;
+  events: string[];
+  bytes: number;
+}
+
+interface SessionRow {
+  id: string;
+  workflow: string;
+  inputs: string;
+  status: string;
+  error: string | null;
+  visual: number;
+  created_at: number;
+  started_at: number | null;
+  ended_at: number | null;
+  steps: string;
+  outputs: string;
+  event_count: number;
+  byte_count: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS sessions (
+  id TEXT PRIMARY KEY,
+  workflow TEXT NOT NULL,
+  inputs TEXT NOT NULL,
+  status TEXT NOT NULL,
+  error TEXT,
+  visual INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  started_at INTEGER,
+  ended_at INTEGER,
+  steps TEXT NOT NULL,
+  outputs TEXT NOT NULL,
+  event_count INTEGER NOT NULL DEFAULT 0,
+  byte_count INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS sessions_created ON sessions (created_at DESC, id DESC);
+CREATE TABLE IF NOT EXISTS chunks (
+  session_id TEXT NOT NULL,
+  first_seq INTEGER NOT NULL,
+  last_seq INTEGER NOT NULL,
+  data BLOB NOT NULL,
+  PRIMARY KEY (session_id, first_seq)
+) WITHOUT ROWID;
+`;
+
+function toStored(r: SessionRow): StoredSession {
+  return {
+    id: r.id,
+    workflow: r.workflow,
+    inputs: JSON.parse(r.inputs) as Record<string, unknown>,
+    status: r.status,
+    error: r.error,
+    visual: r.visual === 1,
+    createdAt: r.created_at,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+    steps: JSON.parse(r.steps) as unknown[],
+    outputs: JSON.parse(r.outputs) as Record<string, unknown>,
+    eventCount: r.event_count,
+    byteCount: r.byte_count,
+  };
+}
+
+/**
+ * Recordings on disk: SQLite in WAL mode, the event log in gzip chunks keyed by session and seq.
+ * Writes are behind the hot path: events wait in a bounded in-memory queue and are written by a
+ * timer every `flushMs` (so a crash loses at most that much), compressed off the event loop.
+ */
+export class SqliteStore {
+  private readonly db: Database.Database;
+  private readonly pending = new Map<string, Pending>();
+  private readonly dirty = new Map<string, StoredSession>();
+  private pendingBytes = 0;
+  private flushing: Promise<void> | null = null;
+  private readonly timer: NodeJS.Timeout;
+  readonly file: string;
+  /** Sessions found unfinished at open: a previous process died while they ran. */
+  readonly interrupted: number;
+  eventsWritten = 0;
+
+  constructor(
+    dir: string,
+    private readonly log: Logger,
+    private readonly options: { flushMs?: number; maxPendingBytes?: number } = {},
+  ) {
+    mkdirSync(dir, { recursive: true });
+    this.file = join(dir, 'domcast.db');
+    this.db = new Database(this.file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.exec(SCHEMA);
+    this.interrupted = this.db
+      .prepare(`UPDATE sessions SET status = 'interrupted', error = coalesce(error, 'the server stopped while this run was in progress'), ended_at = coalesce(ended_at, ?) WHERE status IN ('queued', 'running')`)
+      .run(Date.now()).changes;
+    this.timer = setInterval(() => void this.flush(), options.flushMs ?? 250);
+    this.timer.unref();
+  }
+
+  /** Queues events for writing; returns at once. */
+  append(sessionId: string, from: number, events: readonly string[]): void {
+    let p = this.pending.get(sessionId);
+    if (!p || p.from + p.events.length !== from) {
+      if (p) void this.flush(); // a gap would break the chunk's seq range: write what we have first
+      p = { from, events: [], bytes: 0 };
+      this.pending.set(sessionId, p);
+    }
+    for (const e of events) {
+      p.events.push(e);
+      p.bytes += e.length;
+      this.pendingBytes += e.length;
+    }
+    // The queue is bounded: past the bound, write now rather than hold more.
+    if (this.pendingBytes > (this.options.maxPendingBytes ?? 32 * 1024 * 1024)) void this.flush();
+  }
+
+  /** Queues a metadata update (the newest wins). */
+  saveSession(session: StoredSession): void {
+    this.dirty.set(session.id, session);
+  }
+
+  /** Writes everything queued so far; concurrent callers share one write. */
+  flush(): Promise<void> {
+    if (this.flushing) return this.flushing.then(() => this.flush());
+    if (this.pending.size === 0 && this.dirty.size === 0) return Promise.resolve();
+    const batches = [...this.pending.entries()];
+    const metas = [...this.dirty.values()];
+    this.pending.clear();
+    this.dirty.clear();
+    this.pendingBytes = 0;
+    this.flushing = this.write(batches, metas)
+      .catch((err: unknown) => this.log.error({ err }, 'store write failed'))
+      .finally(() => {
+        this.flushing = null;
+      });
+    return this.flushing;
+  }
+
+  private async write(batches: [string, Pending][], metas: StoredSession[]): Promise<void> {
+    const chunks = await Promise.all(
+      batches.map(async ([id, p]) => ({ id, p, data: await gzipAsync(Buffer.from(`[${p.events.join(',')}]`)) })),
+    );
+    const insertChunk = this.db.prepare('INSERT OR REPLACE INTO chunks (session_id, first_seq, last_seq, data) VALUES (?, ?, ?, ?)');
+    const upsert = this.db.prepare(`INSERT INTO sessions (id, workflow, inputs, status, error, visual, created_at, started_at, ended_at, steps, outputs, event_count, byte_count)
+      VALUES (@id, @workflow, @inputs, @status, @error, @visual, @createdAt, @startedAt, @endedAt, @steps, @outputs, @eventCount, @byteCount)
+      ON CONFLICT (id) DO UPDATE SET status = excluded.status, error = excluded.error, started_at = excluded.started_at, ended_at = excluded.ended_at,
+        steps = excluded.steps, outputs = excluded.outputs, event_count = excluded.event_count, byte_count = excluded.byte_count`);
+    this.db.transaction(() => {
+      for (const m of metas) {
+        upsert.run({
+          ...m,
+          inputs: JSON.stringify(m.inputs),
+          visual: m.visual ? 1 : 0,
+          steps: JSON.stringify(m.steps),
+          outputs: JSON.stringify(m.outputs),
+        });
+      }
+      for (const c of chunks) insertChunk.run(c.id, c.p.from, c.p.from + c.p.events.length - 1, c.data);
+    })();
+    this.eventsWritten += chunks.reduce((n, c) => n + c.p.events.length, 0);
+  }
+
+  get(id: string): StoredSession | undefined {
+    const row = this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as SessionRow | undefined;
+    return row && toStored(row);
+  }
+
+  /** Newest first; the cursor is opaque (the last row's position). */
+  list(q: ListQuery): { sessions: StoredSession[]; nextCursor: string | null } {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (q.status) {
+      where.push('status = ?');
+      args.push(q.status);
+    }
+    if (q.cursor) {
+      const [created, id] = Buffer.from(q.cursor, 'base64url').toString().split('|');
+      where.push('(created_at < ? OR (created_at = ? AND id < ?))');
+      args.push(Number(created), Number(created), id ?? '');
+    }
+    const rows = this.db
+      .prepare(`SELECT * FROM sessions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`)
+      .all(...args, q.limit + 1) as SessionRow[];
+    const page = rows.slice(0, q.limit);
+    const last = page.at(-1);
+    const nextCursor = rows.length > q.limit && last ? Buffer.from(`${last.created_at}|${last.id}`).toString('base64url') : null;
+    return { sessions: page.map(toStored), nextCursor };
+  }
+
+  /** The recorded events of a session, chunk by chunk, each as JSON text of an array. */
+  *eventChunks(id: string): Generator<string> {
+    const rows = this.db.prepare('SELECT data FROM chunks WHERE session_id = ? ORDER BY first_seq').iterate(id) as Iterable<{ data: Buffer }>;
+    for (const row of rows) yield gunzipSync(row.data).toString();
+  }
+
+  delete(id: string): boolean {
+    return this.db.transaction(() => {
+      this.db.prepare('DELETE FROM chunks WHERE session_id = ?').run(id);
+      return this.db.prepare('DELETE FROM sessions WHERE id = ?').run(id).changes > 0;
+    })();
+  }
+
+  /** Bytes the database takes (pages in use). */
+  sizeBytes(): number {
+    const pages = this.db.pragma('page_count', { simple: true }) as number;
+    const free = this.db.pragma('freelist_count', { simple: true }) as number;
+    const size = this.db.pragma('page_size', { simple: true }) as number;
+    return (pages - free) * size;
+  }
+
+  /**
+   * Removes finished sessions, oldest first: those ended more than `maxAgeMs` ago, then more
+   * until the store is under `maxBytes`. Sessions still running are never removed.
+   */
+  prune(options: { maxAgeMs?: number | undefined; maxBytes?: number | undefined; isLive: (id: string) => boolean }): string[] {
+    const removed: string[] = [];
+    const oldest = this.db.prepare(
+      `SELECT id, ended_at FROM sessions WHERE status NOT IN ('queued', 'running') ORDER BY coalesce(ended_at, created_at) ASC, id ASC`,
+    );
+    for (const row of oldest.all() as { id: string; ended_at: number | null }[]) {
+      if (options.isLive(row.id)) continue;
+      const tooOld = options.maxAgeMs !== undefined && row.ended_at !== null && Date.now() - row.ended_at > options.maxAgeMs;
+      const tooBig = options.maxBytes !== undefined && this.sizeBytes() > options.maxBytes;
+      if (!tooOld && !tooBig) break;
+      this.delete(row.id);
+      removed.push(row.id);
+    }
+    if (removed.length) this.db.pragma('wal_checkpoint(TRUNCATE)');
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+    this.db.close();
+  }
+}

@@ -1,0 +1,34 @@
+import type { Session } from '../session/index.js';
+import type { SqliteStore, StoredSession } from './sqlite-store.js';
+
+export function toStored(s: Session): StoredSession {
+  return {
+    id: s.id,
+    workflow: s.workflowName,
+    inputs: s.inputs,
+    status: s.status,
+    error: s.error,
+    visual: s.visual,
+    createdAt: s.createdAt,
+    startedAt: s.startedAt,
+    endedAt: s.endedAt,
+    steps: s.steps,
+    outputs: s.outputs,
+    eventCount: s.log.totalEvents,
+    byteCount: s.log.totalBytes,
+  };
+}
+
+/** The store as one more consumer of a session: every batch of its log, every change of its status. */
+export function track(store: SqliteStore, session: Session): void {
+  store.saveSession(toStored(session));
+  const unsubscribe = session.log.subscribe((batch) => store.append(session.id, batch.from, batch.events));
+  const onStatus = () => {
+    store.saveSession(toStored(session));
+    if (session.finished) {
+      unsubscribe();
+      session.off('status', onStatus);
+    }
+  };
+  session.on('status', onStatus);
+}
