@@ -4,8 +4,9 @@
  */
 export const PROTOCOL_VERSION = 1;
 
-export type SessionStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
-export const TERMINAL_STATUSES: readonly SessionStatus[] = ['succeeded', 'failed', 'cancelled'];
+/** `interrupted`: the server stopped while the run was in progress (found so in the store at the next start). */
+export type SessionStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
+export const TERMINAL_STATUSES: readonly SessionStatus[] = ['succeeded', 'failed', 'cancelled', 'interrupted'];
 
 /** An rrweb event as it travels: plain JSON with at least a type and a page timestamp. */
 export interface WireEvent {

@@ -1,7 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { NotFoundError, readBuiltAsset } from '../../common/index.js';
 import type { AppDeps } from '../deps.js';
-import { findSession } from './sessions.js';
 
 /**
  * The replayed page lives in rrweb's sandboxed iframe, which inherits this policy: nothing is
@@ -33,8 +32,10 @@ export function registerViewer(app: FastifyInstance, deps: AppDeps): void {
   const assets = new Map(Object.entries(ASSETS).map(([name, a]) => [name, { body: readBuiltAsset(a.file), type: a.type }]));
 
   app.get<{ Params: { id: string } }>('/workflows/visual/:id/viewer', async (req, reply) => {
-    const session = findSession(deps, req.params.id);
-    if (!session.visual) throw new NotFoundError(`session ${session.id} runs with visual_enabled=false; there is nothing to view`);
+    const { id } = req.params;
+    const session = deps.registry.get(id) ?? deps.store.get(id);
+    if (!session) throw new NotFoundError(`unknown session ${id.slice(0, 64)}`);
+    if (!session.visual) throw new NotFoundError(`session ${id} runs with visual_enabled=false; there is nothing to view`);
     return reply
       .header('content-security-policy', VIEWER_CSP)
       .header('x-content-type-options', 'nosniff')

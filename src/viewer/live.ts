@@ -1,0 +1,189 @@
+/**
+ * Live mode: one WebSocket, one rrweb Replayer in live mode, and a little chrome around it.
+ * Events are cast the moment they arrive (baseline far in the future, no virtual DOM): rrweb's own
+ * timer would hold them back by its buffer, which is what made the documented setup seconds late.
+ */
+import { EventType, IncrementalSource, Replayer, type eventWithTime } from 'rrweb';
+import { CloseCode, PROTOCOL_VERSION, type ServerFrame, type WireEvent } from '../protocol/index.js';
+import { fitWrapper, renderStatus, sessionId, setConnection, ui } from './ui.js';
+
+/** Every event is "in the past" relative to this, so rrweb casts it synchronously. */
+const FAR_FUTURE = Number.MAX_SAFE_INTEGER;
+const FINAL_CLOSE_CODES: readonly number[] = [CloseCode.notFound, CloseCode.visualOff, CloseCode.badRequest, CloseCode.normal];
+
+interface MouseApi {
+  moveAndHover(x: number, y: number, id: number, isSync: boolean, debugData: unknown): void;
+  mouse: HTMLDivElement;
+}
+
+
+const state = {
+  epoch: null as string | null,
+  lastSeq: 0,
+  ended: false,
+  retries: 0,
+  /** server clock minus ours, from hello/ping; latency is read on the server's clock. */
+  clockOffset: 0,
+  latencyMs: null as number | null,
+  size: { width: 1280, height: 720 },
+};
+
+let replayer: Replayer | null = null;
+
+function fit(): void {
+  fitWrapper(replayer?.wrapper, state.size);
+}
+
+function newReplayer(): Replayer {
+  replayer?.destroy();
+  const r = new Replayer([], {
+    root: ui.stage,
+    liveMode: true,
+    useVirtualDom: false,
+    triggerFocus: false,
+    showWarning: false,
+    pauseAnimation: false,
+    mouseTail: { strokeStyle: 'rgba(99,102,241,.55)', lineWidth: 3, duration: 400 },
+  });
+  r.on('resize', (d) => {
+    const { width, height } = d as { width: number; height: number };
+    state.size = { width, height };
+    ui.placeholder.hidden = true;
+    fit();
+  });
+  r.startLive(FAR_FUTURE);
+  return r;
+}
+
+/** The cursor: positions are batched by the recorder, so play them back spread as they were recorded. */
+function moveCursor(r: Replayer, event: WireEvent): void {
+  const mouse = r as unknown as MouseApi;
+  const data = event.data as { source?: number; positions?: { x: number; y: number; id: number; timeOffset: number }[]; x?: number; y?: number; id?: number; type?: number };
+  if (data.source === IncrementalSource.MouseMove && data.positions?.length) {
+    const first = data.positions[0]!.timeOffset;
+    for (const p of data.positions) setTimeout(() => replayer === r && mouse.moveAndHover(p.x, p.y, p.id, false, data), p.timeOffset - first);
+  } else if (data.source === IncrementalSource.MouseInteraction && typeof data.x === 'number' && typeof data.y === 'number' && data.id !== undefined) {
+    mouse.moveAndHover(data.x, data.y, data.id, false, data);
+    if (data.type === 2 /* Click */) {
+      mouse.mouse.classList.remove('active');
+      void mouse.mouse.offsetWidth;
+      mouse.mouse.classList.add('active');
+    }
+  }
+}
+
+/**
+ * rrweb keeps every event it was given. Live, nothing before the latest Meta is needed again (each
+ * event was cast on arrival), so a long run does not grow the viewer's memory without bound.
+ */
+function forgetBefore(r: Replayer, meta: WireEvent): void {
+  const events = r.service.state.context.events as WireEvent[];
+  const at = events.indexOf(meta);
+  if (at > 0) events.splice(0, at);
+}
+
+function apply(events: WireEvent[]): void {
+  const r = replayer ?? (replayer = newReplayer());
+  for (const e of events) {
+    r.addEvent(e as eventWithTime);
+    if (e.type === EventType.IncrementalSnapshot) queueMicrotask(() => moveCursor(r, e));
+    else if (e.type === EventType.Meta) queueMicrotask(() => forgetBefore(r, e));
+  }
+}
+
+function showSeq(): void {
+  ui.seq.textContent = `seq ${state.lastSeq}`;
+  ui.root.dataset.lastSeq = String(state.lastSeq);
+}
+
+function noteLatency(events: WireEvent[]): void {
+  const last = events[events.length - 1];
+  if (!last || last.type === EventType.Custom) return;
+  const sample = Math.max(0, Date.now() + state.clockOffset - last.timestamp);
+  state.latencyMs = state.latencyMs === null ? sample : state.latencyMs * 0.8 + sample * 0.2;
+  ui.latency.textContent = `${Math.round(state.latencyMs)} ms`;
+}
+
+function onFrame(frame: ServerFrame): void {
+  switch (frame.t) {
+    case 'hello':
+      if (frame.v !== PROTOCOL_VERSION) console.warn(`domcast viewer speaks protocol ${PROTOCOL_VERSION}, server ${frame.v}`);
+      if (state.epoch !== null && state.epoch !== frame.epoch) state.lastSeq = 0;
+      state.epoch = frame.epoch;
+      state.clockOffset = frame.serverTime - Date.now();
+      ui.workflow.textContent = frame.workflow;
+      document.title = `${frame.workflow} · domcast`;
+      renderStatus(frame.status, frame.steps, frame.currentStep, frame.error);
+      setConnection('live', frame.status === 'running' || frame.status === 'queued' ? 'live' : 'connected');
+      state.retries = 0;
+      break;
+    case 'reset':
+      replayer?.destroy();
+      replayer = null;
+      apply(frame.events);
+      state.lastSeq = frame.from + frame.events.length - 1;
+      showSeq();
+      break;
+    case 'events': {
+      // Never apply an event twice; a gap means we lost our place: rebuild from a checkpoint.
+      const skip = state.lastSeq + 1 - frame.from;
+      if (skip < 0) {
+        state.lastSeq = 0;
+        socket?.close();
+        return;
+      }
+      const fresh = frame.events.slice(skip);
+      apply(fresh);
+      state.lastSeq += fresh.length;
+      showSeq();
+      noteLatency(fresh);
+      break;
+    }
+    case 'status':
+      renderStatus(frame.status, frame.steps, frame.currentStep, frame.error);
+      break;
+    case 'end':
+      state.ended = true;
+      setConnection('ended', `run ${frame.status}`);
+      break;
+    case 'ping':
+      state.clockOffset = frame.serverTime - Date.now();
+      break;
+  }
+}
+
+let socket: WebSocket | null = null;
+
+function connect(): void {
+  const params = new URLSearchParams();
+  if (state.lastSeq > 0 && state.epoch) {
+    params.set('since', String(state.lastSeq));
+    params.set('epoch', state.epoch);
+  }
+  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  const query = params.size ? `?${params}` : '';
+  const ws = new WebSocket(`${proto}//${location.host}/workflows/visual/${encodeURIComponent(sessionId)}${query}`);
+  socket = ws;
+  ws.onmessage = (m) => onFrame(JSON.parse(String(m.data)) as ServerFrame);
+  ws.onclose = (e) => {
+    socket = null;
+    if (state.ended) return;
+    if (FINAL_CLOSE_CODES.includes(e.code)) {
+      setConnection('error', e.reason || `closed (${e.code})`);
+      if (!replayer) ui.placeholder.querySelector('p')!.textContent = e.reason || 'This live view is not available.';
+      ui.placeholder.querySelector('.spinner')?.remove();
+      return;
+    }
+    // Exponential backoff with jitter, capped at 10 s; resumes from lastSeq.
+    const delay = Math.min(10_000, 250 * 2 ** state.retries) * (0.75 + Math.random() * 0.5);
+    state.retries++;
+    setConnection('reconnecting', `reconnecting in ${Math.ceil(delay / 1000)} s`);
+    setTimeout(connect, delay);
+  };
+}
+
+/** Live mode: follow the session over its WebSocket until it ends. */
+export function startLive(): void {
+  window.addEventListener('resize', fit);
+  connect();
+}
