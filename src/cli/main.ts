@@ -3,6 +3,7 @@ import { ChromiumNotFoundError, ConfigError, errorMessage } from '../common/inde
 import { findChromium } from '../browser/index.js';
 import { createServer, loadConfig } from '../server/index.js';
 import { runDemo } from './demo.js';
+import { exportCommand, replayCommand } from './recordings.js';
 import { RUN_USAGE, UsageError, runCommand } from './run.js';
 
 const HELP = `domcast — run browser workflows and watch them live as DOM
@@ -13,10 +14,13 @@ Usage:
       the outputs as JSON on stdout; --visual prints a live viewer URL; exit 0 on success, 1 on failure
   domcast serve            start the server (PORT, default 3000; HOST, default 127.0.0.1)
   domcast demo [--once]    serve the demo site, run the demo workflow with visual on, print the viewer URL
+  domcast export <id>      the recording of a run as a JSON array of rrweb events on stdout (from DOMCAST_DATA_DIR)
+  domcast replay <file>    serve any rrweb recording (ours or not) in the domcast viewer
   domcast --help           this text
 
 Settings (environment): PORT, HOST, VISUAL_STREAMING_ENABLED (true), VISUAL_WEBSOCKET_MAX_CONNECTIONS (100),
-VISUAL_EVENT_BUFFER_SIZE (1000), MAX_CONCURRENT_SESSIONS (4), WORKFLOWS_DIR (./workflows), CHROMIUM_PATH,
+VISUAL_EVENT_BUFFER_SIZE (1000), MAX_CONCURRENT_SESSIONS (4), WORKFLOWS_DIR (./workflows), DOMCAST_DATA_DIR (./data),
+DOMCAST_RETENTION_DAYS, DOMCAST_MAX_STORE_MB, CHROMIUM_PATH,
 LOG_LEVEL (info).`;
 
 async function serve(): Promise<number> {
@@ -45,6 +49,8 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'serve') return serve();
   if (command === 'demo') return runDemo(rest);
   if (command === 'run') return runCommand(rest);
+  if (command === 'export') return exportCommand(rest);
+  if (command === 'replay') return replayCommand(rest);
   console.error(`domcast: unknown command "${command}"\n\n${HELP}`);
   return 2;
 }

@@ -107,7 +107,7 @@ export class SqliteStore {
   private readonly dirty = new Map<string, StoredSession>();
   private pendingBytes = 0;
   private flushing: Promise<void> | null = null;
-  private readonly timer: NodeJS.Timeout;
+  private readonly timer: NodeJS.Timeout | undefined;
   readonly file: string;
   /** Sessions found unfinished at open: a previous process died while they ran. */
   readonly interrupted: number;
@@ -116,10 +116,17 @@ export class SqliteStore {
   constructor(
     dir: string,
     private readonly log: Logger,
-    private readonly options: { flushMs?: number; maxPendingBytes?: number } = {},
+    private readonly options: { flushMs?: number; maxPendingBytes?: number; readOnly?: boolean } = {},
   ) {
-    mkdirSync(dir, { recursive: true });
     this.file = join(dir, 'domcast.db');
+    if (options.readOnly) {
+      // Beside a running server (e.g. `domcast export`): read, never mark its runs interrupted.
+      this.db = new Database(this.file, { readonly: true, fileMustExist: true });
+      this.interrupted = 0;
+      this.timer = undefined;
+      return;
+    }
+    mkdirSync(dir, { recursive: true });
     this.db = new Database(this.file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
@@ -192,6 +199,13 @@ export class SqliteStore {
       for (const c of chunks) insertChunk.run(c.id, c.p.from, c.p.from + c.p.events.length - 1, c.data);
     })();
     this.eventsWritten += chunks.reduce((n, c) => n + c.p.events.length, 0);
+  }
+
+  /** Stores a whole recording at once (`domcast replay` of a file). */
+  importRecording(session: StoredSession, events: readonly string[]): void {
+    const CHUNK = 1000;
+    this.saveSession(session);
+    for (let i = 0; i < events.length; i += CHUNK) this.append(session.id, i + 1, events.slice(i, i + CHUNK));
   }
 
   get(id: string): StoredSession | undefined {

@@ -3,7 +3,7 @@ import { startLive } from './live.js';
 import { startReplay } from './replay.js';
 import { sessionId } from './ui.js';
 
-const ENDED = ['succeeded', 'failed', 'cancelled', 'interrupted'];
+const ENDED = ['succeeded', 'failed', 'cancelled', 'interrupted', 'imported'];
 
 async function boot(): Promise<void> {
   const res = await fetch(`/workflows/${encodeURIComponent(sessionId)}`).catch(() => null);

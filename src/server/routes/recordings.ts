@@ -8,7 +8,7 @@ import { parseOrThrow } from '../validation.js';
 import type { AppDeps } from '../deps.js';
 
 const listQuery = z.strictObject({
-  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted']).optional(),
+  status: z.enum(['queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted', 'imported']).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
   cursor: z.string().max(200).optional(),
 });
