@@ -5,7 +5,8 @@
  */
 import { EventType, IncrementalSource, Replayer, type eventWithTime } from 'rrweb';
 import { CloseCode, PROTOCOL_VERSION, type ServerFrame, type WireEvent } from '../protocol/index.js';
-import { fitWrapper, renderStatus, sessionId, setConnection, ui } from './ui.js';
+import { fetchRecording, mountReplay, type ReplayHandle } from './replay.js';
+import { $, fitWrapper, renderStatus, sessionId, setConnection, ui } from './ui.js';
 
 /** Every event is "in the past" relative to this, so rrweb casts it synchronously. */
 const FAR_FUTURE = Number.MAX_SAFE_INTEGER;
@@ -52,6 +53,8 @@ function newReplayer(): Replayer {
     fit();
   });
   r.startLive(FAR_FUTURE);
+  // A reset while the viewer is rewinding rebuilds the live page underneath, still hidden.
+  if (rewind.handle || rewind.opening) r.wrapper.style.display = 'none';
   return r;
 }
 
@@ -134,6 +137,7 @@ function onFrame(frame: ServerFrame): void {
       }
       const fresh = frame.events.slice(skip);
       apply(fresh);
+      rewind.onLive(state.lastSeq + 1, fresh);
       state.lastSeq += fresh.length;
       showSeq();
       noteLatency(fresh);
@@ -182,8 +186,97 @@ function connect(): void {
   };
 }
 
+/**
+ * Rewind while live: pausing or scrubbing opens the recording so far (from the store) in a second
+ * Replayer with the replay controls; the live one stays connected and current underneath, hidden,
+ * and new events extend the recording being rewound. "Go live" drops the rewind and shows the live one.
+ */
+const rewind = {
+  handle: null as ReplayHandle | null,
+  opening: false,
+  /** Seq of the last event the rewind replayer has. */
+  seq: 0,
+  /** Live events that arrive while the recording is being fetched. */
+  waiting: [] as { seq: number; event: WireEvent }[],
+
+  onLive(from: number, events: WireEvent[]): void {
+    if (this.opening) events.forEach((event, i) => this.waiting.push({ seq: from + i, event }));
+    else if (this.handle) this.extend(events.map((event, i) => ({ seq: from + i, event })));
+  },
+
+  extend(items: { seq: number; event: WireEvent }[]): void {
+    const fresh = items.filter((x) => x.seq > this.seq);
+    if (fresh.length === 0 || !this.handle) return;
+    this.seq = fresh.at(-1)!.seq;
+    this.handle.addEvents(fresh.map((x) => x.event));
+  },
+
+  async open(fraction: number | 'end'): Promise<void> {
+    if (this.opening || this.handle) return;
+    this.opening = true;
+    liveControls(false);
+    const events = await fetchRecording();
+    this.seq = events.length; // the store holds seqs 1…n, in order
+    this.handle = mountReplay(events, 'end');
+    if (fraction !== 'end') {
+      const seek = $<HTMLInputElement>('seek');
+      seek.value = String(Number(seek.max) * fraction);
+      seek.dispatchEvent(new Event('input'));
+    }
+    this.opening = false;
+    this.extend(this.waiting.splice(0));
+    if (replayer) replayer.wrapper.style.display = 'none';
+    ui.root.dataset.rewinding = 'true';
+    const golive = $('golive');
+    golive.classList.remove('on');
+    golive.textContent = 'Go live';
+  },
+
+  close(): void {
+    if (!this.handle) return;
+    this.handle.destroy();
+    this.handle = null;
+    if (replayer) replayer.wrapper.style.display = '';
+    ui.root.dataset.rewinding = 'false';
+    liveControls(true);
+    fit();
+  },
+};
+
+const onLivePlay = () => void rewind.open('end');
+const onLiveSeek = (e: Event) => {
+  const seek = e.target as HTMLInputElement;
+  void rewind.open(Number(seek.max) > 0 ? Number(seek.value) / Number(seek.max) : 1);
+};
+
+/** In live mode the controls show "now": pausing or scrubbing starts a rewind. */
+function liveControls(on: boolean): void {
+  const play = $<HTMLButtonElement>('play');
+  const seek = $<HTMLInputElement>('seek');
+  const golive = $('golive');
+  if (on) {
+    play.textContent = '❚❚';
+    play.setAttribute('aria-label', 'Pause (rewind)');
+    seek.max = '1000';
+    seek.value = '1000';
+    $('time').textContent = 'live';
+    $('markers').replaceChildren();
+    golive.classList.add('on');
+    golive.textContent = '● Live';
+    play.addEventListener('click', onLivePlay);
+    seek.addEventListener('input', onLiveSeek);
+  } else {
+    play.removeEventListener('click', onLivePlay);
+    seek.removeEventListener('input', onLiveSeek);
+  }
+}
+
 /** Live mode: follow the session over its WebSocket until it ends. */
 export function startLive(): void {
   window.addEventListener('resize', fit);
+  $('golive').addEventListener('click', () => rewind.close());
+  $('controls').hidden = false;
+  ui.root.dataset.rewinding = 'false';
+  liveControls(true);
   connect();
 }

@@ -1,7 +1,6 @@
 /**
- * Replay mode, for a run that has ended (or was interrupted): the whole recording from
- * GET /workflows/{id}/events in rrweb's Replayer, with play/pause, a seek bar marked with the
- * workflow's steps, speed and skip-inactivity. `?t=<ms>` opens at that moment.
+ * Replaying a recording with controls: play/pause, a seek bar marked with the workflow's steps,
+ * speed and skip-inactivity. Used for ended runs (the whole page) and, while live, to rewind.
  */
 import { EventType, Replayer, type eventWithTime } from 'rrweb';
 import { CustomTag, type SessionStatus, type StepCustomPayload, type StepInfo, type WireEvent } from '../protocol/index.js';
@@ -33,23 +32,15 @@ function markers(events: WireEvent[], start: number, total: number): HTMLElement
     });
 }
 
-export async function startReplay(): Promise<void> {
-  const id = encodeURIComponent(sessionId);
-  const [info, events] = await Promise.all([
-    fetch(`/workflows/${id}`).then((r) => r.json() as Promise<RunInfo>),
-    fetch(`/workflows/${id}/events`).then((r) => r.json() as Promise<WireEvent[]>),
-  ]);
-  ui.workflow.textContent = info.workflow;
-  document.title = `${info.workflow} · domcast replay`;
-  renderStatus(info.status, info.steps, null, info.error);
-  setConnection('replay', 'replay');
-  ui.latency.hidden = true;
-  if (events.length < 2) {
-    ui.placeholder.querySelector('.spinner')?.remove();
-    ui.placeholder.querySelector('p')!.textContent = 'Nothing was recorded for this run.';
-    return;
-  }
+export interface ReplayHandle {
+  replayer: Replayer;
+  /** Live events that arrived while rewinding: the recording (and the seek bar) grows. */
+  addEvents(events: WireEvent[]): void;
+  destroy(): void;
+}
 
+/** A Replayer over `events` in the stage, with the controls bar driving it. Opens at `startAt` (ms), paused. */
+export function mountReplay(events: WireEvent[], startAt: number | 'end'): ReplayHandle {
   const r = new Replayer(events as eventWithTime[], {
     root: ui.stage,
     skipInactive: true,
@@ -68,22 +59,25 @@ export async function startReplay(): Promise<void> {
   });
   window.addEventListener('resize', fit);
 
-  const { startTime, totalTime } = r.getMetaData();
   const play = $<HTMLButtonElement>('play');
   const seek = $<HTMLInputElement>('seek');
   const time = $('time');
   const speed = $<HTMLSelectElement>('speed');
   const skip = $<HTMLInputElement>('skip');
-  $('markers').replaceChildren(...markers(events, startTime, totalTime));
-  seek.max = String(totalTime);
+  let meta = r.getMetaData();
+  const refresh = () => {
+    meta = r.getMetaData();
+    seek.max = String(meta.totalTime);
+    $('markers').replaceChildren(...markers(r.service.state.context.events as WireEvent[], meta.startTime, meta.totalTime));
+  };
+  refresh();
   $('controls').hidden = false;
 
   let playing = false;
   const show = (at: number) => {
     seek.value = String(at);
-    time.textContent = `${clock(at)} / ${clock(totalTime)}`;
+    time.textContent = `${clock(at)} / ${clock(meta.totalTime)}`;
     ui.root.dataset.replayAt = String(Math.round(at));
-    ui.seq.textContent = `${events.length} events`;
   };
   const setPlaying = (on: boolean) => {
     playing = on;
@@ -93,38 +87,83 @@ export async function startReplay(): Promise<void> {
   };
   const tick = () => {
     if (!playing) return;
-    show(Math.min(totalTime, r.getCurrentTime()));
+    show(Math.min(meta.totalTime, r.getCurrentTime()));
     requestAnimationFrame(tick);
   };
   const goTo = (at: number) => {
-    const t = Math.max(0, Math.min(totalTime, at));
+    const t = Math.max(0, Math.min(meta.totalTime, at));
     if (playing) r.play(t);
     else r.pause(t);
     show(t);
   };
-
-  play.addEventListener('click', () => {
+  const onPlay = () => {
     if (playing) {
       r.pause();
       setPlaying(false);
       show(r.getCurrentTime());
       return;
     }
-    const from = Number(seek.value) >= totalTime ? 0 : Number(seek.value);
-    r.play(from);
+    r.play(Number(seek.value) >= meta.totalTime ? 0 : Number(seek.value));
     setPlaying(true);
     tick();
-  });
-  seek.addEventListener('input', () => goTo(Number(seek.value)));
-  speed.addEventListener('change', () => r.setConfig({ speed: Number(speed.value) }));
-  skip.addEventListener('change', () => r.setConfig({ skipInactive: skip.checked }));
+  };
+  const onSeek = () => goTo(Number(seek.value));
+  const onSpeed = () => r.setConfig({ speed: Number(speed.value) });
+  const onSkip = () => r.setConfig({ skipInactive: skip.checked });
+  play.addEventListener('click', onPlay);
+  seek.addEventListener('input', onSeek);
+  speed.addEventListener('change', onSpeed);
+  skip.addEventListener('change', onSkip);
+  r.setConfig({ speed: Number(speed.value), skipInactive: skip.checked });
   r.on('finish', () => {
     setPlaying(false);
-    show(totalTime);
+    show(meta.totalTime);
   });
-
-  // Opens on the final page, or at ?t=<ms>.
-  const t = Number(new URLSearchParams(location.search).get('t'));
   setPlaying(false);
-  goTo(Number.isFinite(t) && new URLSearchParams(location.search).has('t') ? t : totalTime);
+  goTo(startAt === 'end' ? meta.totalTime : startAt);
+
+  return {
+    replayer: r,
+    addEvents(more) {
+      for (const e of more) r.addEvent(e as eventWithTime);
+      queueMicrotask(refresh);
+    },
+    destroy() {
+      setPlaying(false);
+      play.removeEventListener('click', onPlay);
+      seek.removeEventListener('input', onSeek);
+      speed.removeEventListener('change', onSpeed);
+      skip.removeEventListener('change', onSkip);
+      window.removeEventListener('resize', fit);
+      r.destroy();
+    },
+  };
+}
+
+/** The whole recording of this session: events, and the seq of the last one. */
+export async function fetchRecording(): Promise<WireEvent[]> {
+  return (await fetch(`/workflows/${encodeURIComponent(sessionId)}/events`)).json() as Promise<WireEvent[]>;
+}
+
+/** Replay mode, for a run that has ended (or was interrupted); `?t=<ms>` opens at that moment. */
+export async function startReplay(): Promise<void> {
+  const [info, events] = await Promise.all([
+    fetch(`/workflows/${encodeURIComponent(sessionId)}`).then((r) => r.json() as Promise<RunInfo>),
+    fetchRecording(),
+  ]);
+  ui.workflow.textContent = info.workflow;
+  document.title = `${info.workflow} · domcast replay`;
+  renderStatus(info.status, info.steps, null, info.error);
+  setConnection('replay', 'replay');
+  ui.latency.hidden = true;
+  ui.seq.textContent = `${events.length} events`;
+  $('golive').hidden = true;
+  if (events.length < 2) {
+    ui.placeholder.querySelector('.spinner')?.remove();
+    ui.placeholder.querySelector('p')!.textContent = 'Nothing was recorded for this run.';
+    return;
+  }
+  const params = new URLSearchParams(location.search);
+  const t = Number(params.get('t'));
+  mountReplay(events, params.has('t') && Number.isFinite(t) ? t : 'end');
 }

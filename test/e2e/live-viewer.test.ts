@@ -115,6 +115,34 @@ describe('the live viewer', () => {
     }
   });
 
+  test('a live viewer can rewind to the start and jump back to live while the stream keeps arriving', async () => {
+    const { body } = await execute(stack.base, {
+      workflow: demoWorkflow(stack.site.url, { midWaitMs: 3000, holdMs: 2500 }),
+      inputs: { user: 'joan' },
+      visual_enabled: true,
+    });
+    const session = stack.server.deps.registry.get(body.session_id)!;
+    const page = await browser.newPage();
+    await page.goto(body.viewer_url!);
+    await waitFor('the middle step', () => session.currentStep === 9);
+    const lastFrame = () => page.frames().at(-1)!;
+
+    // Scrub to the very start: the sign-in page, while the run goes on.
+    await page.locator('#seek').fill('0');
+    await waitFor('rewinding', () => page.evaluate(() => document.documentElement.dataset.rewinding === 'true'));
+    await waitFor('the sign-in page in the rewind', async () => ((await lastFrame().evaluate(bodyText).catch(() => '')) as string).includes('Sign in'));
+    const seqBefore = Number(await page.evaluate(() => document.documentElement.dataset.lastSeq));
+    await waitFor('live events still arriving', async () => Number(await page.evaluate(() => document.documentElement.dataset.lastSeq)) > seqBefore + 3);
+
+    // Back to live: the current page at once.
+    await waitFor('the final hold', () => session.currentStep === 12);
+    await page.click('#golive');
+    assert.equal(await page.evaluate(() => document.documentElement.dataset.rewinding), 'false');
+    const expected = (await stack.server.deps.runs.page(body.session_id)!.evaluate(bodyText)) as string;
+    await waitFor('live again, on the current page', async () => (await replayedText(page)) === expected);
+    await page.close();
+  });
+
   test('the viewer page loads with every request answered by the server itself', async () => {
     const { body } = await execute(stack.base, { workflow: demoWorkflow(stack.site.url, { holdMs: 500, midWaitMs: 200 }), inputs: { user: 'x' }, visual_enabled: true });
     const page = await browser.newPage();
