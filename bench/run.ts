@@ -18,6 +18,7 @@ import type { Browser } from 'playwright-core';
 import { serveStatic, type StaticSite } from '../src/cli/static-site.js';
 import type { Session } from '../src/session/index.js';
 import { execute, launchViewerBrowser, startStack, waitFor, WsViewer, type Stack } from '../test/helpers/stack.js';
+import { measureDiskPerMinute, measureStoreWrites } from './store.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const PAGES_DIR = join(BENCH_DIR, 'pages');
@@ -232,14 +233,14 @@ interface SamplerResult {
   attaches: number;
 }
 
-async function measureLatency(stack: Stack, pages: StaticSite, browser: Browser) {
-  progress(`latency: clock page for ${BENCH_SECONDS} s, sampled in the real viewer`);
+async function measureLatency(stack: Stack, pages: StaticSite, browser: Browser, seconds = BENCH_SECONDS) {
+  progress(`latency: clock page for ${seconds} s, sampled in the real viewer`);
   const run = await startRun(stack, {
     workflow: {
       name: 'bench clock',
       steps: [
         { type: 'navigation', url: `${pages.url}/clock.html`, description: 'open the clock' },
-        { type: 'wait', ms: BENCH_SECONDS * 1000 + 5000, description: 'hold' },
+        { type: 'wait', ms: seconds * 1000 + 5000, description: 'hold' },
       ],
     },
     visual_enabled: true,
@@ -257,7 +258,7 @@ async function measureLatency(stack: Stack, pages: StaticSite, browser: Browser)
     const warmup = (await page.evaluate('window.__bench.drain()')) as SamplerResult;
     const conditions = new Conditions();
     const started = Date.now();
-    await sleep(BENCH_SECONDS * 1000);
+    await sleep(seconds * 1000);
     const sampled = (await page.evaluate('window.__bench.take()')) as SamplerResult;
     const windowMs = Date.now() - started;
     const during = conditions.stop();
@@ -669,12 +670,18 @@ async function main(): Promise<void> {
   const startedAt = Date.now();
   const loadAtStart = loadavg()[0] ?? 0;
   progress(`starting (BENCH_SECONDS=${BENCH_SECONDS})`);
-  const stack = await startStack();
+  // Ten sessions at once for the ingest phase: above the default MAX_CONCURRENT_SESSIONS of 4.
+  const stack = await startStack({ MAX_CONCURRENT_SESSIONS: '16' });
   const pages = await serveStatic(PAGES_DIR);
   let browser: Browser | undefined;
   try {
     browser = await launchViewerBrowser();
     const latency = await measureLatency(stack, pages, browser);
+    // The same probe with the recordings store on (the default, as above) and off, in this run.
+    const storeSeconds = Math.min(BENCH_SECONDS, 15);
+    const storeOn = await measureLatency(stack, pages, browser, storeSeconds);
+    const offStack = await startStack({ DOMCAST_RECORDINGS: 'false' });
+    const storeOff = await measureLatency(offStack, pages, browser, storeSeconds).finally(() => offStack.close());
     await browser.close();
     browser = undefined;
     const bandwidth = await measureBandwidth(stack);
@@ -685,6 +692,9 @@ async function main(): Promise<void> {
     // Last: replayed batches carry old page timestamps, which would skew the server's latency window.
     const serverOne = await measureServerIngest(stack, capture, 1);
     const serverTen = await measureServerIngest(stack, capture, 10);
+    progress('store: write throughput and bytes on disk');
+    const storeWrites = await measureStoreWrites();
+    const diskPerMinute = await measureDiskPerMinute();
 
     const result = {
       bench: 'domcast',
@@ -714,6 +724,18 @@ async function main(): Promise<void> {
           /** Server-only ceiling relative to what one real Chromium page produced (the baseline). */
           headroom_vs_one_chromium_page: one.events_per_s > 0 ? round(serverTen.events_per_s_accepted / one.events_per_s, 1) : null,
         },
+      },
+      store: {
+        latency_p95_ms_store_on: storeOn.mutation_observer_ms.p95,
+        latency_p95_ms_store_off: storeOff.mutation_observer_ms.p95,
+        latency_p50_ms_store_on: storeOn.mutation_observer_ms.p50,
+        latency_p50_ms_store_off: storeOff.mutation_observer_ms.p50,
+        /** p95 with the store on relative to off (the baseline), same run, same probe. */
+        latency_p95_ratio_on_vs_off:
+          storeOn.mutation_observer_ms.p95 && storeOff.mutation_observer_ms.p95 ? round(storeOn.mutation_observer_ms.p95 / storeOff.mutation_observer_ms.p95, 2) : null,
+        window_s: storeSeconds,
+        writes: storeWrites,
+        demo_on_disk: diskPerMinute,
       },
       duration_s: round((Date.now() - startedAt) / 1000),
     };

@@ -31,7 +31,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   });
   const store = new SqliteStore(config.dataDir, log);
   if (store.interrupted > 0) log.warn({ sessions: store.interrupted }, 'marked runs of a previous process as interrupted');
-  const registry = new SessionRegistry({ onCreate: (session) => track(store, session) });
+  const registry = new SessionRegistry(config.recordings ? { onCreate: (session) => track(store, session) } : {});
   const metrics = new StreamMetrics();
   const launcher = new BrowserLauncher({ chromiumPath: options.chromiumPath ?? config.chromiumPath, log });
   const runs = new RunManager({ launcher, registry, metrics, bufferSize: config.eventBufferSize, maxConcurrent: config.maxConcurrentSessions, log });

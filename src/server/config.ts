@@ -25,6 +25,7 @@ const schema = z.object({
   VISUAL_EVENT_BUFFER_SIZE: int(10, 10_000_000).default(1000),
   MAX_CONCURRENT_SESSIONS: int(1, 1000).default(4),
   WORKFLOWS_DIR: z.string().trim().min(1, 'must not be empty').default('./workflows'),
+  DOMCAST_RECORDINGS: bool.default(true),
   DOMCAST_DATA_DIR: z.string().trim().min(1, 'must not be empty').default('./data'),
   DOMCAST_RETENTION_DAYS: z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a number of days').transform(Number).optional(),
   DOMCAST_MAX_STORE_MB: int(1, 10_000_000).optional(),
@@ -41,6 +42,8 @@ export interface Config {
   readonly maxConcurrentSessions: number;
   /** Absolute path of the stored workflows folder. */
   readonly workflowsDir: string;
+  /** false: runs are streamed live but not kept on disk. */
+  readonly recordings: boolean;
   /** Absolute path of the recordings store's folder. */
   readonly dataDir: string;
   readonly retentionDays: number | undefined;
@@ -70,6 +73,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     eventBufferSize: c.VISUAL_EVENT_BUFFER_SIZE,
     maxConcurrentSessions: c.MAX_CONCURRENT_SESSIONS,
     workflowsDir: resolve(c.WORKFLOWS_DIR),
+    recordings: c.DOMCAST_RECORDINGS,
     dataDir: resolve(c.DOMCAST_DATA_DIR),
     retentionDays: c.DOMCAST_RETENTION_DAYS,
     maxStoreMb: c.DOMCAST_MAX_STORE_MB,
