@@ -11,7 +11,7 @@ import { execute, startStack, waitFor } from '../test/helpers/stack.js';
 
 const round = (v: number, d = 1) => Math.round(v * 10 ** d) / 10 ** d;
 
-/** A mutation event of the size and shape the churn page produces (~600 bytes). */
+/** A mutation event shaped like the churn page's (~320 bytes). */
 function syntheticEvent(i: number): string {
   return JSON.stringify({
     type: 3,
