@@ -38,10 +38,18 @@ export async function locate(page: Page, target: Target, timeoutMs: number): Pro
   const list = candidates(page, target);
   if (list.length === 0) throw new TargetNotFoundError('the step names no element (cssSelector, xpath or elementTag + elementText)');
   const deadline = Date.now() + timeoutMs;
+  // An invalid selector counts as matching nothing, so the next way of finding the element still gets its turn.
+  const firstMatching = async (): Promise<Candidate | undefined> => {
+    for (const c of list) if ((await c.locator.count().catch(() => 0)) > 0) return c;
+    return undefined;
+  };
   for (;;) {
-    for (const c of list) {
-      // An invalid selector counts as matching nothing, so the next way of finding the element still gets its turn.
-      if ((await c.locator.count().catch(() => 0)) > 0) return { locator: c.locator.first(), matched: c.label };
+    const found = await firstMatching();
+    if (found) {
+      // The page may have changed between two checks of one pass (an element appearing after its
+      // CSS selector was tried): look again, so the order of preference holds.
+      const preferred = found === list[0] ? found : ((await firstMatching()) ?? found);
+      return { locator: preferred.locator.first(), matched: preferred.label };
     }
     if (Date.now() >= deadline) {
       throw new TargetNotFoundError(`no element matches ${list.map((c) => c.label).join(', nor ')} within ${timeoutMs / 1000} s`);
