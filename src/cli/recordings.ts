@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -10,7 +9,7 @@ import { loadConfig } from '../server/index.js';
 import { SqliteStore } from '../store/index.js';
 import { createLogger } from '../common/index.js';
 import { startEmbeddedServer } from './embedded.js';
-import { UsageError } from './run.js';
+import { UsageError, readJsonFile } from './run.js';
 
 /** `domcast export <id>`: the recording as a JSON array of rrweb events on stdout, read from the store. */
 export async function exportCommand(argv: string[]): Promise<number> {
@@ -43,18 +42,7 @@ export async function exportCommand(argv: string[]): Promise<number> {
 
 /** Checks that a file holds an rrweb recording; throws a UsageError that says what is wrong. */
 export function readRecording(file: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UsageError(`cannot read ${file}: ${errorMessage(err)}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new UsageError(`${file} is not valid JSON (truncated?): ${errorMessage(err)}`);
-  }
+  const json = readJsonFile(file);
   if (!Array.isArray(json)) throw new UsageError(`${file} is not an rrweb recording: expected a JSON array of events`);
   json.forEach((e: unknown, i) => {
     const ev = e as { type?: unknown; timestamp?: unknown } | null;

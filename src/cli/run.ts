@@ -17,19 +17,23 @@ export class UsageError extends DomcastError {
   }
 }
 
-function readWorkflow(file: string): Workflow {
+/** A JSON file given on the command line; a missing or broken one is a usage error saying which. */
+export function readJsonFile(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new UsageError(`cannot read ${file}: ${errorMessage(err)}`);
   }
-  let json: unknown;
   try {
-    json = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`${file} is not valid JSON: ${errorMessage(err)}`);
+    throw new UsageError(`${file} is not valid JSON (truncated?): ${errorMessage(err)}`);
   }
+}
+
+function readWorkflow(file: string): Workflow {
+  const json = readJsonFile(file);
   const parsed = workflowSchema.safeParse(json);
   if (!parsed.success) throw new UsageError(`${file} is not a valid workflow: ${describeIssues(parsed.error.issues)}`);
   return parsed.data;

@@ -4,10 +4,10 @@ import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { serveStatic } from '../../src/cli/static-site.js';
 import { projectRoot } from '../../src/common/index.js';
-import { bodyText, demoWorkflow, execute, launchViewerBrowser, startStack, waitFor, type Stack } from '../helpers/stack.js';
+import { bodyText, replayedText, demoWorkflow, execute, launchViewerBrowser, startStack, waitFor, type Stack } from '../helpers/stack.js';
 
 const cli = join(projectRoot, 'dist', 'cli.js');
 
@@ -18,11 +18,6 @@ function domcast(args: string[], env: Record<string, string> = {}): { child: Chi
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   return { child, out: () => stdout, done: new Promise((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr }))) };
-}
-
-async function frameText(page: Page): Promise<string> {
-  const frame = page.frames().find((f) => f !== page.mainFrame());
-  return frame ? ((await frame.evaluate(bodyText).catch(() => '')) as string) : '';
 }
 
 describe('export and import', () => {
@@ -86,7 +81,7 @@ describe('export and import', () => {
       page.on('pageerror', (e) => errors.push(e.message));
       await page.goto(`${site.url}/index.html`);
       await waitFor('rrweb-player ready', () => page.evaluate(() => (window as unknown as { playerReady?: boolean }).playerReady === true));
-      await waitFor('the final page in rrweb-player', async () => (await frameText(page)) === expected);
+      await waitFor('the final page in rrweb-player', async () => (await replayedText(page)) === expected);
       assert.deepEqual(errors, []);
       await page.close();
     } finally {
@@ -101,7 +96,7 @@ describe('export and import', () => {
       const page = await browser.newPage();
       await page.goto(url);
       await waitFor('replay mode', () => page.evaluate(() => document.documentElement.dataset.connection === 'replay'));
-      await waitFor('the final page', async () => (await frameText(page)) === expected);
+      await waitFor('the final page', async () => (await replayedText(page)) === expected);
       await page.close();
     } finally {
       run.child.kill('SIGTERM');

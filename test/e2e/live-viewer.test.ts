@@ -1,15 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { cuttableProxy } from '../helpers/proxy.js';
-import { bodyText, demoWorkflow, execute, launchViewerBrowser, startStack, waitFor, type Stack } from '../helpers/stack.js';
-
-/** The replayed document inside a viewer page. */
-async function replayedText(viewer: Page): Promise<string> {
-  const frame = viewer.frames().find((f) => f !== viewer.mainFrame());
-  if (!frame) return '';
-  return (await frame.evaluate(bodyText).catch(() => '')) as string;
-}
+import { bodyText, replayedText, demoWorkflow, execute, launchViewerBrowser, startStack, waitFor, type Stack } from '../helpers/stack.js';
 
 describe('the live viewer', () => {
   let stack: Stack;

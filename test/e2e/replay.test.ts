@@ -3,9 +3,9 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { CustomTag, RrwebEventType, type StepCustomPayload, type WireEvent } from '../../src/protocol/index.js';
-import { bodyText, demoWorkflow, execute, launchViewerBrowser, startStack, waitFor } from '../helpers/stack.js';
+import { bodyText, replayedText, demoWorkflow, execute, launchViewerBrowser, startStack, waitFor } from '../helpers/stack.js';
 
 let browser: Browser;
 before(async () => {
@@ -14,11 +14,6 @@ before(async () => {
 after(async () => {
   await browser?.close();
 });
-
-async function replayedText(viewer: Page): Promise<string> {
-  const frame = viewer.frames().find((f) => f !== viewer.mainFrame());
-  return frame ? ((await frame.evaluate(bodyText).catch(() => '')) as string) : '';
-}
 
 test('a finished run replays with controls: it opens on the final page, before and after a restart, at ?t= and when played', async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'domcast-replay-'));

@@ -1,7 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import WebSocket from 'ws';
 import { CHROMIUM_ARGS, findChromium } from '../../src/browser/index.js';
 import { projectRoot } from '../../src/common/index.js';
@@ -119,6 +119,12 @@ export class WsViewer {
 
 /** Whitespace-normalized visible text of a document's body. */
 export const bodyText = `(() => (document.body ? document.body.innerText : '').replace(/\\s+/g, ' ').trim())()`;
+
+/** The text of the page replayed inside a viewer (or rrweb-player) page: its first child frame. */
+export async function replayedText(viewer: Page): Promise<string> {
+  const frame = viewer.frames().find((f) => f !== viewer.mainFrame());
+  return frame ? ((await frame.evaluate(bodyText).catch(() => '')) as string) : '';
+}
 
 export const PASSWORD = 'hunter2-very-secret-Pa55';
 
