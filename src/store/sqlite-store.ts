@@ -76,6 +76,12 @@ CREATE TABLE IF NOT EXISTS chunks (
   data BLOB NOT NULL,
   PRIMARY KEY (session_id, first_seq)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS screenshots (
+  session_id TEXT NOT NULL,
+  step INTEGER NOT NULL,
+  png BLOB NOT NULL,
+  PRIMARY KEY (session_id, step)
+) WITHOUT ROWID;
 `;
 
 function toStored(r: SessionRow): StoredSession {
@@ -105,6 +111,7 @@ export class SqliteStore {
   private readonly db: Database.Database;
   private readonly pending = new Map<string, Pending>();
   private readonly dirty = new Map<string, StoredSession>();
+  private readonly shots: { id: string; step: number; png: Buffer }[] = [];
   private pendingBytes = 0;
   private flushing: Promise<void> | null = null;
   private readonly timer: NodeJS.Timeout | undefined;
@@ -160,16 +167,27 @@ export class SqliteStore {
     this.dirty.set(session.id, session);
   }
 
+  /** Queues a step's PNG (a screenshot step, or the page when the step failed). */
+  saveScreenshot(sessionId: string, step: number, png: Buffer): void {
+    this.shots.push({ id: sessionId, step, png });
+  }
+
+  screenshot(sessionId: string, step: number): Buffer | undefined {
+    const row = this.db.prepare('SELECT png FROM screenshots WHERE session_id = ? AND step = ?').get(sessionId, step) as { png: Buffer } | undefined;
+    return row?.png;
+  }
+
   /** Writes everything queued so far; concurrent callers share one write. */
   flush(): Promise<void> {
     if (this.flushing) return this.flushing.then(() => this.flush());
-    if (this.pending.size === 0 && this.dirty.size === 0) return Promise.resolve();
+    if (this.pending.size === 0 && this.dirty.size === 0 && this.shots.length === 0) return Promise.resolve();
     const batches = [...this.pending.entries()];
     const metas = [...this.dirty.values()];
+    const shots = this.shots.splice(0);
     this.pending.clear();
     this.dirty.clear();
     this.pendingBytes = 0;
-    this.flushing = this.write(batches, metas)
+    this.flushing = this.write(batches, metas, shots)
       .catch((err: unknown) => this.log.error({ err }, 'store write failed'))
       .finally(() => {
         this.flushing = null;
@@ -177,7 +195,7 @@ export class SqliteStore {
     return this.flushing;
   }
 
-  private async write(batches: [string, Pending][], metas: StoredSession[]): Promise<void> {
+  private async write(batches: [string, Pending][], metas: StoredSession[], shots: { id: string; step: number; png: Buffer }[]): Promise<void> {
     const chunks = await Promise.all(
       batches.map(async ([id, p]) => ({ id, p, data: await gzipAsync(Buffer.from(`[${p.events.join(',')}]`)) })),
     );
@@ -197,6 +215,8 @@ export class SqliteStore {
         });
       }
       for (const c of chunks) insertChunk.run(c.id, c.p.from, c.p.from + c.p.events.length - 1, c.data);
+      const insertShot = this.db.prepare('INSERT OR REPLACE INTO screenshots (session_id, step, png) VALUES (?, ?, ?)');
+      for (const shot of shots) insertShot.run(shot.id, shot.step, shot.png);
     })();
     this.eventsWritten += chunks.reduce((n, c) => n + c.p.events.length, 0);
   }
@@ -244,6 +264,7 @@ export class SqliteStore {
   delete(id: string): boolean {
     return this.db.transaction(() => {
       this.db.prepare('DELETE FROM chunks WHERE session_id = ?').run(id);
+      this.db.prepare('DELETE FROM screenshots WHERE session_id = ?').run(id);
       return this.db.prepare('DELETE FROM sessions WHERE id = ?').run(id).changes > 0;
     })();
   }

@@ -23,8 +23,14 @@ export function toStored(s: Session): StoredSession {
 export function track(store: SqliteStore, session: Session): void {
   store.saveSession(toStored(session));
   const unsubscribe = session.log.subscribe((batch) => store.append(session.id, batch.from, batch.events));
+  const saved = new Set<number>();
   const onStatus = () => {
     store.saveSession(toStored(session));
+    for (const [step, png] of session.screenshots) {
+      if (saved.has(step)) continue;
+      saved.add(step);
+      store.saveScreenshot(session.id, step, png);
+    }
     if (session.finished) {
       unsubscribe();
       session.off('status', onStatus);

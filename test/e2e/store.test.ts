@@ -157,3 +157,28 @@ test('the sessions list pages newest first and filters by status', async () => {
     await stack.close();
   }
 });
+
+test('a failed run keeps its failure screenshot across a restart', async () => {
+  const dataDir = freshDir();
+  const first = await startStack({ DOMCAST_DATA_DIR: dataDir });
+  let id: string;
+  try {
+    const { body } = await execute(first.base, {
+      workflow: { name: 'broken', steps: [{ type: 'navigation', url: `${first.site.url}/index.html` }, { type: 'click', cssSelector: '#ghost', timeoutMs: 300 }] },
+    });
+    id = body.session_id;
+    await waitFor('the run to fail', () => first.server.deps.registry.get(id)!.finished);
+  } finally {
+    await first.close();
+  }
+  const second = await startStack({ DOMCAST_DATA_DIR: dataDir });
+  try {
+    const shot = await fetch(`${second.base}/workflows/${id}/screenshot`);
+    assert.equal(shot.status, 200);
+    assert.equal(shot.headers.get('content-type'), 'image/png');
+    assert.equal((await fetch(`${second.base}/workflows/${id}/steps/1/screenshot`)).status, 200);
+    assert.equal((await fetch(`${second.base}/workflows/${id}/steps/0/screenshot`)).status, 404);
+  } finally {
+    await second.close();
+  }
+});

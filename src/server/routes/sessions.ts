@@ -27,17 +27,30 @@ export function registerSessions(app: FastifyInstance, deps: AppDeps): void {
     return { session_id: session.id, status: session.status };
   });
 
+  /** A step's PNG, from memory or (after a restart) from the store. */
+  const screenshot = (id: string, step: number | null): Buffer | undefined => {
+    if (step === null) return undefined;
+    return deps.registry.get(id)?.screenshots.get(step) ?? deps.store.screenshot(id, step);
+  };
+  const failedStep = (id: string): number | null => {
+    const live = deps.registry.get(id);
+    if (live) return live.failedStep;
+    const steps = (deps.store.get(id)?.steps ?? []) as { state?: string }[];
+    const at = steps.findIndex((s) => s.state === 'failed');
+    return at >= 0 ? at : null;
+  };
+
   app.get<{ Params: { id: string } }>('/workflows/:id/screenshot', async (req, reply) => {
-    const session = findSession(deps, req.params.id);
-    const shot = session.failedStep === null ? undefined : session.screenshots.get(session.failedStep);
-    if (!shot) throw new NotFoundError(`session ${session.id} has no failure screenshot`);
+    const { id } = req.params;
+    const shot = screenshot(id, failedStep(id));
+    if (!shot) throw new NotFoundError(`session ${id.slice(0, 64)} has no failure screenshot`);
     return reply.type('image/png').send(shot);
   });
 
   app.get<{ Params: { id: string; index: string } }>('/workflows/:id/steps/:index/screenshot', async (req, reply) => {
-    const session = findSession(deps, req.params.id);
-    const shot = /^\d{1,6}$/.test(req.params.index) ? session.screenshots.get(Number(req.params.index)) : undefined;
-    if (!shot) throw new NotFoundError(`session ${session.id} has no screenshot for step ${req.params.index.slice(0, 16)}`);
+    const { id, index } = req.params;
+    const shot = /^\d{1,6}$/.test(index) ? screenshot(id, Number(index)) : undefined;
+    if (!shot) throw new NotFoundError(`session ${id.slice(0, 64)} has no screenshot for step ${index.slice(0, 16)}`);
     return reply.type('image/png').send(shot);
   });
 }
