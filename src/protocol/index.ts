@@ -41,6 +41,8 @@ export interface HelloFrame {
   error: string | null;
   lastSeq: number;
   serverTime: number;
+  /** The run is kept in the recordings store, so a viewer can rewind it. */
+  recorded: boolean;
 }
 
 /** `events[i]` has seq `from + i`. */

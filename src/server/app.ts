@@ -35,7 +35,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   const metrics = new StreamMetrics();
   const launcher = new BrowserLauncher({ chromiumPath: options.chromiumPath ?? config.chromiumPath, log });
   const runs = new RunManager({ launcher, registry, metrics, bufferSize: config.eventBufferSize, maxConcurrent: config.maxConcurrentSessions, log });
-  const hub = new StreamHub({ registry, maxConnections: config.maxConnections, enabled: config.visualStreamingEnabled, log });
+  const hub = new StreamHub({ registry, maxConnections: config.maxConnections, enabled: config.visualStreamingEnabled, recordings: config.recordings, log });
   const library = new WorkflowLibrary(config.workflowsDir);
   const prune = (): string[] => {
     const removed = store.prune({

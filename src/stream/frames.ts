@@ -24,7 +24,7 @@ export function resetFrame(log: SessionLog): Buffer {
   return frame;
 }
 
-export function helloFrame(session: Session, epoch: string): string {
+export function helloFrame(session: Session, epoch: string, recorded: boolean): string {
   const frame: HelloFrame = {
     t: 'hello',
     v: PROTOCOL_VERSION,
@@ -37,6 +37,7 @@ export function helloFrame(session: Session, epoch: string): string {
     error: session.error,
     lastSeq: session.log.lastSeq,
     serverTime: Date.now(),
+    recorded,
   };
   return JSON.stringify(frame);
 }

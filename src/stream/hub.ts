@@ -11,6 +11,8 @@ export interface HubOptions {
   registry: SessionRegistry;
   maxConnections: number;
   enabled: boolean;
+  /** Runs are kept in the store (DOMCAST_RECORDINGS): viewers may rewind. */
+  recordings: boolean;
   log: Logger;
   /** A viewer whose socket holds more than this many unsent bytes stops getting events until it drains. */
   maxBufferedBytes?: number;
@@ -146,7 +148,7 @@ export class StreamHub {
     ws.on('pong', () => (viewer.alive = true));
     ws.on('error', (err) => this.options.log.debug({ err: err.message }, 'viewer socket error'));
 
-    ws.send(helloFrame(session, this.epoch));
+    ws.send(helloFrame(session, this.epoch, this.options.recordings));
     const channel = session.finished ? null : this.channel(session);
     const sameEpoch = params.get('epoch') === this.epoch;
     const slice = since !== null && sameEpoch ? session.log.since(since) : null;

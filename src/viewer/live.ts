@@ -114,6 +114,8 @@ function onFrame(frame: ServerFrame): void {
       if (state.epoch !== null && state.epoch !== frame.epoch) state.lastSeq = 0;
       state.epoch = frame.epoch;
       state.clockOffset = frame.serverTime - Date.now();
+      // Without a recording there is nothing to rewind through.
+      $('controls').hidden = !frame.recorded;
       ui.workflow.textContent = frame.workflow;
       document.title = `${frame.workflow} · domcast`;
       renderStatus(frame.status, frame.steps, frame.currentStep, frame.error);
@@ -275,7 +277,6 @@ function liveControls(on: boolean): void {
 export function startLive(): void {
   window.addEventListener('resize', fit);
   $('golive').addEventListener('click', () => rewind.close());
-  $('controls').hidden = false;
   ui.root.dataset.rewinding = 'false';
   liveControls(true);
   connect();

@@ -35,6 +35,7 @@ describe('the event stream', () => {
     assert.deepEqual(b.received, a.received);
     assert.deepEqual(c.received, a.received);
     assert.equal(a.frames.at(-1)?.t, 'end');
+    assert.equal(a.hello()?.recorded, true);
 
     // Every document records afresh: a Meta + FullSnapshot per page, three pages (sign-in, todo, about).
     const metas = a.received.filter((r) => r.event.type === RrwebEventType.Meta).map((r) => (r.event.data as { href: string }).href);
@@ -147,6 +148,23 @@ describe('connection limits', () => {
       await kept[1]!.close();
       const health = (await (await fetch(`${stack.base}/health/visual`)).json()) as { viewers_refused: number };
       assert.equal(health.viewers_refused, 1);
+    } finally {
+      await stack.close();
+    }
+  });
+});
+
+describe('recordings off', () => {
+  test('with DOMCAST_RECORDINGS=false a run streams live, is not kept, and viewers are told there is nothing to rewind', async () => {
+    const stack = await startStack({ DOMCAST_RECORDINGS: 'false' });
+    try {
+      const { body } = await execute(stack.base, { workflow: demoWorkflow(stack.site.url, { midWaitMs: 100, holdMs: 100 }), inputs: { user: 'x' }, visual_enabled: true });
+      const viewer = await WsViewer.open(body.visual_stream_url!);
+      await viewer.closed;
+      assert.equal(viewer.hello()?.recorded, false);
+      assert.ok(viewer.received.length > 20);
+      const list = (await (await fetch(`${stack.base}/workflows/sessions`)).json()) as { sessions: unknown[] };
+      assert.deepEqual(list.sessions, []);
     } finally {
       await stack.close();
     }
