@@ -25,15 +25,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
   }
   try {
     if (!store.get(id)) throw new UsageError(`no recording of session ${id} in ${config.dataDir}`);
-    process.stdout.write('[');
-    let first = true;
-    for (const chunk of store.eventChunks(id)) {
-      const inner = chunk.slice(1, -1);
-      if (!inner) continue;
-      process.stdout.write(first ? inner : `,${inner}`);
-      first = false;
-    }
-    process.stdout.write(']\n');
+    for (const piece of store.eventsJson(id)) process.stdout.write(piece);
+    process.stdout.write('\n');
     return 0;
   } finally {
     await store.close();

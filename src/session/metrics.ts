@@ -1,3 +1,6 @@
+/** Milliseconds to one decimal, for reports; null stays null. */
+export const roundMs = (v: number | null): number | null => (v === null ? null : Math.round(v * 10) / 10);
+
 /** A fixed-size window of the latest samples: constant memory, cheap to add to. */
 export class SampleWindow {
   private readonly samples: Float64Array;

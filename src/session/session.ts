@@ -11,7 +11,7 @@ import {
   type WireEvent,
 } from '../protocol/index.js';
 import { SessionLog } from './log.js';
-import { SampleWindow, type StreamMetrics } from './metrics.js';
+import { SampleWindow, roundMs, type StreamMetrics } from './metrics.js';
 
 export interface StepResult extends StepInfo {
   selector?: string | null;
@@ -40,8 +40,6 @@ export function redactInputs(inputs: Record<string, unknown>): Record<string, un
 export interface SessionEvents {
   status: [];
 }
-
-const roundMs = (v: number | null): number | null => (v === null ? null : Math.round(v * 10) / 10);
 
 /** Drops anything a page could send that is not shaped like an rrweb event. */
 export function parseBatch(json: string): { events: WireEvent[]; rejected: number } {

@@ -261,6 +261,19 @@ export class SqliteStore {
     for (const row of rows) yield gunzipSync(row.data).toString();
   }
 
+  /** The whole recording as the text of one JSON array of rrweb events, in pieces (for streaming). */
+  *eventsJson(id: string): Generator<string> {
+    yield '[';
+    let first = true;
+    for (const chunk of this.eventChunks(id)) {
+      const inner = chunk.slice(1, -1);
+      if (!inner) continue;
+      yield first ? inner : `,${inner}`;
+      first = false;
+    }
+    yield ']';
+  }
+
   delete(id: string): boolean {
     return this.db.transaction(() => {
       this.db.prepare('DELETE FROM chunks WHERE session_id = ?').run(id);

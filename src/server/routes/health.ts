@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
+import { roundMs } from '../../session/index.js';
 import type { AppDeps } from '../deps.js';
 
-const round = (v: number | null): number | null => (v === null ? null : Math.round(v * 10) / 10);
 
 export function registerHealth(app: FastifyInstance, deps: AppDeps): void {
   app.get('/health', async () => ({ status: 'ok', uptime_s: Math.round((Date.now() - deps.startedAt) / 1000) }));
@@ -15,8 +15,8 @@ export function registerHealth(app: FastifyInstance, deps: AppDeps): void {
       max_concurrent_sessions: config.maxConcurrentSessions,
       total_events_processed: metrics.totalEventsProcessed,
       /** ms from an event's page timestamp to its hand-off to every viewer socket, over the latest 4096 events. */
-      average_latency: round(metrics.latency.average()),
-      latency_p95: round(metrics.latency.percentile(95)),
+      average_latency: roundMs(metrics.latency.average()),
+      latency_p95: roundMs(metrics.latency.percentile(95)),
       latency_samples: metrics.latency.size,
       batches_processed: metrics.totalBatches,
       events_rejected: metrics.rejectedEvents,

@@ -32,23 +32,6 @@ export function storedJSON(s: StoredSession): Record<string, unknown> {
   };
 }
 
-/** The recording as one JSON array of rrweb events, streamed chunk by chunk from the store. */
-function eventsArray(chunks: Iterable<string>): Readable {
-  return Readable.from(
-    (function* () {
-      yield '[';
-      let first = true;
-      for (const chunk of chunks) {
-        const inner = chunk.slice(1, -1);
-        if (!inner) continue;
-        yield first ? inner : `,${inner}`;
-        first = false;
-      }
-      yield ']';
-    })(),
-  );
-}
-
 export function registerRecordings(app: FastifyInstance, deps: AppDeps): void {
   const { store, registry } = deps;
 
@@ -63,7 +46,7 @@ export function registerRecordings(app: FastifyInstance, deps: AppDeps): void {
     const { id } = req.params;
     await store.flush();
     if (!registry.get(id) && !store.get(id)) throw new NotFoundError(`unknown session ${id.slice(0, 64)}`);
-    const body = eventsArray(store.eventChunks(id));
+    const body = Readable.from(store.eventsJson(id));
     reply.type('application/json; charset=utf-8').header('content-disposition', `attachment; filename="domcast-${id}.json"`);
     if (/\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''))) {
       return reply.header('content-encoding', 'gzip').header('vary', 'accept-encoding').send(body.pipe(createGzip()));
