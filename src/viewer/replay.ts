@@ -140,7 +140,7 @@ export function mountReplay(events: WireEvent[], startAt: number | 'end'): Repla
   };
 }
 
-/** The whole recording of this session: events, and the seq of the last one. */
+/** The whole recording of this session so far (seqs 1…n, in order). */
 export async function fetchRecording(): Promise<WireEvent[]> {
   return (await fetch(`/workflows/${encodeURIComponent(sessionId)}/events`)).json() as Promise<WireEvent[]>;
 }
