@@ -4,6 +4,16 @@ import type { PageRecorderConfig } from './page/recorder-entry.js';
 
 export type VisualQuality = 'standard' | 'high';
 
+/** Per-run privacy controls (elements marked `data-domcast-private` are always blocked on top of these). */
+export interface PrivacyOptions {
+  /** Every input's value is recorded as asterisks. */
+  maskAllInputs: boolean;
+  /** Text inside matching elements is recorded as asterisks. */
+  maskTextSelector?: string;
+  /** Matching elements are recorded as empty placeholders of the same size. */
+  blockSelector?: string;
+}
+
 /** The one binding through which a page hands batches of rrweb events to the server. */
 const BINDING = '__domcastEmit';
 

@@ -100,7 +100,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env, ...(values.visual ? {} : { PORT: '0' }) });
   const { server, base } = await startEmbeddedServer(config, log);
   try {
-    const session = server.deps.runs.start({ workflow, inputs, visual: values.visual, quality, ...(timeout !== undefined ? { stepTimeoutMs: timeout } : {}) });
+    const session = server.deps.runs.start({ workflow, inputs, visual: values.visual, quality, privacy: { maskAllInputs: false }, ...(timeout !== undefined ? { stepTimeoutMs: timeout } : {}) });
     log(`Running "${workflow.name}" (${workflow.steps.length} steps)`);
     if (values.visual) log(`Watch it live: ${base}${visualPath(session.id)}/viewer`);
     const status = await followSteps(session, log);

@@ -1,5 +1,5 @@
 import type { BrowserContext, Page } from 'playwright-core';
-import { attachRecorder, type BrowserLauncher, type VisualQuality } from '../browser/index.js';
+import { attachRecorder, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
 import { BadRequestError, errorMessage, type Logger } from '../common/index.js';
 import { redactInputs, type Session, type SessionRegistry, type StreamMetrics } from '../session/index.js';
 import { runWorkflow, type Workflow } from '../workflow/index.js';
@@ -8,6 +8,7 @@ export interface StartRun {
   workflow: Workflow;
   visual: boolean;
   quality: VisualQuality;
+  privacy: PrivacyOptions;
   /** Default timeout of each step (a step's own `timeoutMs` wins). */
   stepTimeoutMs?: number;
   /** Kept with the session, secrets redacted. */

@@ -17,6 +17,41 @@ const int = (min: number, max: number) =>
     .transform(Number)
     .pipe(z.number().int().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
 
+/** `3600`, `90s`, `30m`, `1h`, `2d` → seconds. */
+const duration = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^\d+(s|m|h|d)?$/, 'must be seconds or a duration like 90s, 30m, 1h, 2d')
+  .transform((v) => {
+    const n = Number.parseInt(v, 10);
+    const unit = v.at(-1) ?? '';
+    return n * ({ m: 60, h: 3600, d: 86_400 }[unit] ?? 1);
+  })
+  .pipe(z.number().int().min(10, 'must be at least 10 seconds').max(30 * 86_400, 'must be at most 30 days'));
+
+const list = (item: z.ZodType<string, string>) =>
+  z
+    .string()
+    .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s !== ''))
+    .pipe(z.array(item));
+
+/** An origin as a browser sends it: scheme://host[:port], nothing after. */
+const origin = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === v.replace(/\/$/, '');
+  } catch {
+    return false;
+  }
+}, 'each entry must be an origin like https://watch.example.com');
+
+/** A host name, `*.`-wildcard domain, IP address or CIDR block (checked fully by the navigation policy). */
+const hostPattern = z
+  .string()
+  .toLowerCase()
+  .regex(/^(\*\.)?[a-z0-9.:_\-[\]]+(\/\d{1,3})?$/, 'each entry must be a host name, *.domain, IP address or CIDR block');
+
 const schema = z.object({
   PORT: int(0, 65535).default(3000),
   HOST: z.string().trim().min(1, 'must not be empty').default('127.0.0.1'),
@@ -30,6 +65,18 @@ const schema = z.object({
   DOMCAST_RETENTION_DAYS: z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a number of days').transform(Number).optional(),
   DOMCAST_MAX_STORE_MB: int(1, 10_000_000).optional(),
   CHROMIUM_PATH: z.string().trim().min(1).optional(),
+  DOMCAST_API_KEY: z.string().trim().min(16, 'must be at least 16 characters (generate one with: openssl rand -hex 24)').optional(),
+  VIEWER_TOKEN_SECRET: z.string().trim().min(32, 'must be at least 32 characters').optional(),
+  VIEWER_TOKEN_TTL: duration.default(3600),
+  VIEWER_ORIGINS: list(origin).default([]),
+  ALLOWED_HOSTS: list(hostPattern).default([]),
+  BLOCKED_HOSTS: list(hostPattern).default([]),
+  MAX_BODY_BYTES: int(1024, 64 * 1024 * 1024).default(1024 * 1024),
+  MAX_WORKFLOW_STEPS: int(1, 100_000).default(500),
+  VISUAL_MAX_CONNECTIONS_PER_IP: int(1, 1_000_000).default(50),
+  VISUAL_HEARTBEAT_MS: int(100, 15_000).default(10_000),
+  EXECUTE_RATE_LIMIT: int(0, 1_000_000).default(60),
+  SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -50,6 +97,27 @@ export interface Config {
   readonly maxStoreMb: number | undefined;
   readonly chromiumPath: string | undefined;
   readonly logLevel: string;
+  /** When set, every API call needs `Authorization: Bearer <key>`. */
+  readonly apiKey: string | undefined;
+  /** Signs viewer tokens; when unset the server keeps one in the data folder (or, without recordings, makes one per process). */
+  readonly viewerTokenSecret: string | undefined;
+  /** Seconds a viewer link stays valid. */
+  readonly viewerTokenTtl: number;
+  /** Origins besides the server's own whose pages may open viewer WebSockets. */
+  readonly viewerOrigins: readonly string[];
+  /** Navigation policy: when not empty, only these hosts may be visited. */
+  readonly allowedHosts: readonly string[];
+  /** Navigation policy: never visited (on top of the built-in refusals). */
+  readonly blockedHosts: readonly string[];
+  readonly maxBodyBytes: number;
+  readonly maxWorkflowSteps: number;
+  readonly maxConnectionsPerIp: number;
+  /** Interval of viewer pings; a viewer silent for two of them is dropped. */
+  readonly heartbeatMs: number;
+  /** `POST /workflows/execute` calls per minute per API key (or per address without one); 0 turns the limit off. */
+  readonly executeRateLimit: number;
+  /** On SIGTERM, how long running sessions may go on before they are cancelled. */
+  readonly shutdownGraceMs: number;
 }
 
 /** Reads and validates settings from an environment; throws ConfigError naming every bad variable. */
@@ -79,5 +147,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxStoreMb: c.DOMCAST_MAX_STORE_MB,
     chromiumPath: c.CHROMIUM_PATH,
     logLevel: c.LOG_LEVEL,
+    apiKey: c.DOMCAST_API_KEY,
+    viewerTokenSecret: c.VIEWER_TOKEN_SECRET,
+    viewerTokenTtl: c.VIEWER_TOKEN_TTL,
+    viewerOrigins: Object.freeze(c.VIEWER_ORIGINS.map((o) => o.replace(/\/$/, ''))),
+    allowedHosts: Object.freeze(c.ALLOWED_HOSTS),
+    blockedHosts: Object.freeze(c.BLOCKED_HOSTS),
+    maxBodyBytes: c.MAX_BODY_BYTES,
+    maxWorkflowSteps: c.MAX_WORKFLOW_STEPS,
+    maxConnectionsPerIp: c.VISUAL_MAX_CONNECTIONS_PER_IP,
+    heartbeatMs: c.VISUAL_HEARTBEAT_MS,
+    executeRateLimit: c.EXECUTE_RATE_LIMIT,
+    shutdownGraceMs: c.SHUTDOWN_GRACE_MS,
   });
 }

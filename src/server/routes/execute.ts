@@ -14,6 +14,10 @@ const executeBody = z.strictObject({
   visual_quality: z.enum(['standard', 'high']).default('standard'),
   /** Default timeout of each step, ms (a step's own timeoutMs wins). */
   step_timeout_ms: z.number().int().min(100).max(600_000).optional(),
+  /** Privacy controls for the recording (see docs/SECURITY.md). */
+  mask_all_inputs: z.boolean().default(false),
+  mask_text_selector: z.string().trim().min(1).max(2000).optional(),
+  block_selector: z.string().trim().min(1).max(2000).optional(),
 });
 
 /** http(s)://host and ws(s)://host as the client reached us. */
@@ -40,6 +44,11 @@ export function registerExecute(app: FastifyInstance, deps: AppDeps): void {
       workflow,
       visual,
       quality: body.visual_quality,
+      privacy: {
+        maskAllInputs: body.mask_all_inputs,
+        ...(body.mask_text_selector !== undefined ? { maskTextSelector: body.mask_text_selector } : {}),
+        ...(body.block_selector !== undefined ? { blockSelector: body.block_selector } : {}),
+      },
       inputs: body.inputs,
       ...(body.step_timeout_ms !== undefined ? { stepTimeoutMs: body.step_timeout_ms } : {}),
     });
