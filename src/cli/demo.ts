@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -15,10 +16,10 @@ interface ExecuteAnswer {
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 
-async function startRun(base: string, siteUrl: string): Promise<ExecuteAnswer> {
+async function startRun(base: string, apiKey: string, siteUrl: string): Promise<ExecuteAnswer> {
   const res = await fetch(`${base}/workflows/execute`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
     body: JSON.stringify({
       workflow: JSON.parse(readFileSync(join(projectRoot, 'workflows', 'demo.json'), 'utf8')) as unknown,
       inputs: { site_url: siteUrl, username: 'ada', password: 'correct horse battery staple' },
@@ -34,7 +35,9 @@ async function startRun(base: string, siteUrl: string): Promise<ExecuteAnswer> {
 /** `npm run demo`: the demo site, the server, a visual run of workflows/demo.json, and its viewer URL. */
 export async function runDemo(args: string[]): Promise<number> {
   const once = args.includes('--once');
-  const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env });
+  // The demo is secure by default: its API needs a key, made here unless one is given.
+  const apiKey = process.env.DOMCAST_API_KEY || randomBytes(24).toString('hex');
+  const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env, DOMCAST_API_KEY: apiKey });
   const site = await serveStatic(join(projectRoot, 'demo', 'site'));
   const { server, base } = await startEmbeddedServer(config);
   const stop = async () => {
@@ -42,9 +45,10 @@ export async function runDemo(args: string[]): Promise<number> {
     await site.close();
   };
   console.log(`domcast is serving at ${base}  (demo site at ${site.url})`);
+  console.log(`API key: ${apiKey}  (try: curl -H 'Authorization: Bearer ${apiKey}' ${base}/workflows/sessions)`);
   try {
     for (;;) {
-      const run = await startRun(base, site.url);
+      const run = await startRun(base, apiKey, site.url);
       console.log(`\n${bold('Watch it live:')} ${bold(run.viewer_url ?? '(visual streaming is off)')}\n`);
       const session = server.deps.registry.get(run.session_id);
       const status = session ? await followSteps(session, (line) => console.log(line)) : 'unknown';

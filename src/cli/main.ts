@@ -20,8 +20,10 @@ Usage:
 
 Settings (environment): PORT, HOST, VISUAL_STREAMING_ENABLED (true), VISUAL_WEBSOCKET_MAX_CONNECTIONS (100),
 VISUAL_EVENT_BUFFER_SIZE (1000), MAX_CONCURRENT_SESSIONS (4), WORKFLOWS_DIR (./workflows), DOMCAST_DATA_DIR (./data),
-DOMCAST_RETENTION_DAYS, DOMCAST_MAX_STORE_MB, CHROMIUM_PATH,
-LOG_LEVEL (info).`;
+DOMCAST_RETENTION_DAYS, DOMCAST_MAX_STORE_MB, CHROMIUM_PATH, LOG_LEVEL (info).
+Security and limits: DOMCAST_API_KEY, VIEWER_TOKEN_SECRET, VIEWER_TOKEN_TTL (1h), VIEWER_ORIGINS, ALLOWED_HOSTS,
+BLOCKED_HOSTS, MAX_BODY_BYTES (1 MiB), MAX_WORKFLOW_STEPS (500), VISUAL_MAX_CONNECTIONS_PER_IP (50),
+VISUAL_HEARTBEAT_MS (10000), EXECUTE_RATE_LIMIT (60 a minute), SHUTDOWN_GRACE_MS (30000). See docs/SECURITY.md.`;
 
 async function serve(): Promise<number> {
   const config = loadConfig();
@@ -29,14 +31,28 @@ async function serve(): Promise<number> {
   const chromiumPath = findChromium({ explicitPath: config.chromiumPath, install: true, log: (m) => console.error(m) });
   const server = createServer(config, { chromiumPath });
   const base = await server.listen();
-  server.deps.log.info({ url: base, chromiumPath }, 'domcast listening');
-  const shutdown = async (signal: string) => {
-    server.deps.log.info({ signal }, 'shutting down');
-    await server.close();
-    process.exit(0);
+  server.deps.log.info({ url: base, chromiumPath, apiKey: config.apiKey ? 'required' : 'off' }, 'domcast listening');
+  if (!config.apiKey) server.deps.log.warn('DOMCAST_API_KEY is not set: anyone who can reach this address may use the API');
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    // A second signal means "now": skip what is left of the grace period.
+    if (stopping) {
+      server.deps.log.warn({ signal }, 'second signal: stopping now');
+      void server.close().finally(() => process.exit(0));
+      return;
+    }
+    stopping = true;
+    server.deps.log.info({ signal, graceMs: config.shutdownGraceMs }, 'shutting down');
+    server.shutdown(config.shutdownGraceMs).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        server.deps.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
   };
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
   return new Promise<number>(() => {});
 }
 

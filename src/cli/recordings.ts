@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { errorMessage } from '../common/index.js';
-import { RrwebEventType, visualPath } from '../protocol/index.js';
+import { RrwebEventType } from '../protocol/index.js';
 import { loadConfig } from '../server/index.js';
 import { SqliteStore } from '../store/index.js';
 import { createLogger } from '../common/index.js';
@@ -59,7 +59,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const events = readRecording(file);
   // A scratch store: replaying a file leaves nothing behind in the real one.
   const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env, DOMCAST_DATA_DIR: mkdtempSync(join(tmpdir(), 'domcast-replay-')) });
-  const { server, base } = await startEmbeddedServer(config);
+  const { server } = await startEmbeddedServer(config);
   const first = JSON.parse(events[0]!) as { timestamp: number };
   const last = JSON.parse(events.at(-1)!) as { timestamp: number };
   const id = randomUUID();
@@ -82,7 +82,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
     events,
   );
   await server.deps.store.flush();
-  console.log(`Replaying ${file} (${events.length} events): ${base}${visualPath(id)}/viewer`);
+  console.log(`Replaying ${file} (${events.length} events): ${await server.viewerUrl(id)}`);
   console.log('Ctrl-C to stop.');
   const stop = async () => {
     await server.close();

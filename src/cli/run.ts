@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { BadRequestError, DomcastError, errorMessage } from '../common/index.js';
-import { visualPath } from '../protocol/index.js';
 import { loadConfig } from '../server/index.js';
 import { describeIssues } from '../server/validation.js';
 import { prepareWorkflow, workflowSchema, type InputValue, type Workflow } from '../workflow/index.js';
@@ -98,16 +97,17 @@ export async function runCommand(argv: string[]): Promise<number> {
 
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env, ...(values.visual ? {} : { PORT: '0' }) });
-  const { server, base } = await startEmbeddedServer(config, log);
+  const { server } = await startEmbeddedServer(config, log);
   try {
     const session = server.deps.runs.start({ workflow, inputs, visual: values.visual, quality, privacy: { maskAllInputs: false }, ...(timeout !== undefined ? { stepTimeoutMs: timeout } : {}) });
     log(`Running "${workflow.name}" (${workflow.steps.length} steps)`);
-    if (values.visual) log(`Watch it live: ${base}${visualPath(session.id)}/viewer`);
+    const viewerUrl = values.visual ? await server.viewerUrl(session.id) : null;
+    if (viewerUrl) log(`Watch it live: ${viewerUrl}`);
     const status = await followSteps(session, log);
     log(status === 'succeeded' ? `Run succeeded in ${session.endedAt! - session.startedAt!} ms` : `Run ${status}: ${session.error ?? ''}`);
     process.stdout.write(`${JSON.stringify({ status, outputs: session.outputs, error: session.error }, null, 2)}\n`);
     if (values.visual && values['keep-serving']) {
-      log(`The viewer keeps showing the final page at ${base}${visualPath(session.id)}/viewer; Ctrl-C to stop.`);
+      log(`The viewer keeps showing the final page at ${viewerUrl}; Ctrl-C to stop.`);
       await new Promise(() => {});
     }
     return status === 'succeeded' ? 0 : 1;

@@ -85,11 +85,24 @@ export const CloseCode = {
   normal: 1000,
   goingAway: 1001,
   policy: 1008,
+  messageTooBig: 1009,
+  internalError: 1011,
   tryAgainLater: 1013,
   badRequest: 4400,
+  /** No viewer token, an invalid or expired one, or one for another session. */
+  unauthorized: 4401,
+  /** The page that opened the socket is not on an allowed origin (VIEWER_ORIGINS). */
+  forbiddenOrigin: 4403,
   notFound: 4404,
   visualOff: 4409,
+  /** Too many viewer connections from one address (VISUAL_MAX_CONNECTIONS_PER_IP). */
+  tooManyFromAddress: 4429,
 } as const;
+
+/** The one message a viewer may send; the server answers with a `ping` frame carrying its clock. */
+export interface ClientPing {
+  t: 'ping';
+}
 
 /** rrweb's EventType values we look at (from @rrweb/types, copied so the protocol has no runtime dependency). */
 export const RrwebEventType = {

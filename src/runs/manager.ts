@@ -140,6 +140,19 @@ export class RunManager {
     }
   }
 
+  /** Cancels every queued and running session with `reason` (shutdown after its grace period). */
+  async cancelAll(reason: string): Promise<void> {
+    for (const { session } of this.queue.splice(0)) session.setStatus('cancelled', reason);
+    await Promise.all(
+      [...this.active].map(async ([id, entry]) => {
+        entry.abort.abort();
+        this.deps.registry.get(id)?.setStatus('cancelled', reason);
+        await entry.context?.close().catch(() => undefined);
+      }),
+    );
+    await this.idle();
+  }
+
   /** The page a running session drives (for tests and diagnostics); undefined once it ended. */
   page(sessionId: string): Page | undefined {
     return this.active.get(sessionId)?.page;

@@ -1,13 +1,17 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { BrowserLauncher } from '../browser/index.js';
 import { BadRequestError, createLogger, type Logger } from '../common/index.js';
+import { CloseCode, visualPath } from '../protocol/index.js';
 import { RunManager } from '../runs/index.js';
 import { SessionRegistry, StreamMetrics } from '../session/index.js';
 import { SqliteStore, track } from '../store/index.js';
 import { StreamHub } from '../stream/index.js';
 import { WorkflowLibrary } from '../workflow/index.js';
 import type { Config } from './config.js';
+import { registerAccess } from './access.js';
 import type { AppDeps } from './deps.js';
+import { viewerOriginAllowed } from './origins.js';
+import { ViewerTokens, viewerTokenSecret } from './viewer-tokens.js';
 import { registerExecute } from './routes/execute.js';
 import { registerHealth } from './routes/health.js';
 import { registerSessions } from './routes/sessions.js';
@@ -20,13 +24,18 @@ export interface Server {
   /** Starts listening; resolves with the base URL (http://host:port). */
   listen(): Promise<string>;
   close(): Promise<void>;
+  /**
+   * Graceful stop (SIGTERM): no new runs or viewers; running sessions get `graceMs` to finish, then
+   * are cancelled; the store is flushed and every socket closed with 1001.
+   */
+  shutdown(graceMs: number): Promise<void>;
+  /** A viewer link (with a fresh token) for a session, on the address listen() gave. */
+  viewerUrl(sessionId: string): Promise<string>;
 }
-
-const BODY_LIMIT = 1024 * 1024;
 
 export function createServer(config: Config, options: { log?: Logger; chromiumPath?: string } = {}): Server {
   const log = options.log ?? createLogger(config.logLevel);
-  const app: FastifyInstance = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: BODY_LIMIT,
+  const app: FastifyInstance = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: config.maxBodyBytes,
     logController: new LogController({ disableRequestLogging: true }),
   });
   const store = new SqliteStore(config.dataDir, log);
@@ -35,7 +44,24 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   const metrics = new StreamMetrics();
   const launcher = new BrowserLauncher({ chromiumPath: options.chromiumPath ?? config.chromiumPath, log });
   const runs = new RunManager({ launcher, registry, metrics, bufferSize: config.eventBufferSize, maxConcurrent: config.maxConcurrentSessions, log });
-  const hub = new StreamHub({ registry, maxConnections: config.maxConnections, enabled: config.visualStreamingEnabled, recordings: config.recordings, log });
+  const viewerTokens = new ViewerTokens(viewerTokenSecret(config), config.viewerTokenTtl);
+  const hub = new StreamHub({
+    registry,
+    maxConnections: config.maxConnections,
+    maxConnectionsPerIp: config.maxConnectionsPerIp,
+    pingIntervalMs: config.heartbeatMs,
+    enabled: config.visualStreamingEnabled,
+    recordings: config.recordings,
+    log,
+    async authorize(sessionId, token, req) {
+      const origin = req.headers.origin;
+      if (origin !== undefined && !viewerOriginAllowed(origin, req.headers.host, config.viewerOrigins)) {
+        return { code: CloseCode.forbiddenOrigin, reason: `origin ${origin.slice(0, 60)} may not open viewers (VIEWER_ORIGINS)` };
+      }
+      const check = await viewerTokens.verify(token, sessionId);
+      return check.ok ? null : { code: CloseCode.unauthorized, reason: check.reason };
+    },
+  });
   const library = new WorkflowLibrary(config.workflowsDir);
   const prune = (): string[] => {
     const removed = store.prune({
@@ -47,7 +73,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
     if (removed.length) log.info({ removed: removed.length }, 'retention removed old recordings');
     return removed;
   };
-  const deps: AppDeps = { config, log, registry, metrics, runs, hub, library, store, applyRetention: prune, startedAt: Date.now() };
+  const deps: AppDeps = { config, log, registry, metrics, runs, hub, library, store, applyRetention: prune, startedAt: Date.now(), viewerTokens, lifecycle: { draining: false } };
   prune();
   const pruneTimer = setInterval(prune, 60_000);
   pruneTimer.unref();
@@ -60,11 +86,17 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
       req.log.error({ err, url: req.url }, 'request failed');
       return reply.code(status).send({ error: 'internal error', code: 'INTERNAL' });
     }
-    const message = err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'the body must be JSON (Content-Type: application/json)' : err.message;
+    const message =
+      err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE'
+        ? 'the body must be JSON (Content-Type: application/json)'
+        : err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+          ? `the body is larger than ${config.maxBodyBytes} bytes (MAX_BODY_BYTES)`
+          : err.message;
     return reply.code(status).send({ error: message, code: err.code ?? 'BAD_REQUEST' });
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}`, code: 'NOT_FOUND' }));
 
+  registerAccess(app, deps);
   registerExecute(app, deps);
   registerRecordings(app, deps);
   registerSessions(app, deps);
@@ -77,17 +109,34 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
     }
   });
 
+  let base = `http://${config.host}:${config.port}`;
   return {
     app,
     deps,
+    async viewerUrl(sessionId) {
+      return `${base}${visualPath(sessionId)}/viewer?token=${encodeURIComponent(await viewerTokens.issue(sessionId))}`;
+    },
     async listen() {
       await app.listen({ port: config.port, host: config.host });
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : config.port;
       const host = config.host.includes(':') ? `[${config.host}]` : config.host;
-      return `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+      base = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`;
+      return base;
+    },
+    async shutdown(graceMs) {
+      deps.lifecycle.draining = true;
+      hub.beginShutdown();
+      log.info({ running: registry.activeCount, graceMs }, 'shutting down: no new runs; running ones may finish');
+      const settled = await Promise.race([runs.idle().then(() => true), new Promise<false>((r) => setTimeout(r, graceMs, false).unref())]);
+      if (!settled) {
+        log.warn({ running: registry.activeCount }, 'grace period over: cancelling the runs still going');
+        await runs.cancelAll('cancelled: the server is shutting down');
+      }
+      await this.close();
     },
     async close() {
+      deps.lifecycle.draining = true;
       hub.close();
       await app.close();
       // Closing the browser ends runs still in flight (their steps fail); then wait for them to settle.

@@ -5,6 +5,7 @@ import type { SqliteStore } from '../store/index.js';
 import type { StreamHub } from '../stream/index.js';
 import type { WorkflowLibrary } from '../workflow/index.js';
 import type { Config } from './config.js';
+import type { ViewerTokens } from './viewer-tokens.js';
 
 /** What route modules may use. */
 export interface AppDeps {
@@ -19,4 +20,7 @@ export interface AppDeps {
   /** Removes recordings past DOMCAST_RETENTION_DAYS / DOMCAST_MAX_STORE_MB now; returns their ids. */
   applyRetention: () => string[];
   startedAt: number;
+  viewerTokens: ViewerTokens;
+  /** Set once shutdown began: no new runs are accepted. */
+  lifecycle: { draining: boolean };
 }

@@ -7,17 +7,29 @@ import { CloseCode } from '../protocol/index.js';
 import type { Batch, Session, SessionRegistry } from '../session/index.js';
 import { endFrame, eventsFrame, helloFrame, pingFrame, resetFrame, statusFrame } from './frames.js';
 
+/** Why a viewer may not connect (a close code and its reason), or null when it may. */
+export type Authorize = (sessionId: string, token: string | null, req: IncomingMessage) => Promise<{ code: number; reason: string } | null>;
+
 export interface HubOptions {
   registry: SessionRegistry;
+  /** Checks the viewer's token and origin before anything about the session is sent. */
+  authorize: Authorize;
   maxConnections: number;
+  maxConnectionsPerIp: number;
   enabled: boolean;
   /** Runs are kept in the store (DOMCAST_RECORDINGS): viewers may rewind. */
   recordings: boolean;
   log: Logger;
   /** A viewer whose socket holds more than this many unsent bytes stops getting events until it drains. */
   maxBufferedBytes?: number;
+  /** A viewer that does not answer a ping before the next one is dropped: dead ones go within two intervals. */
   pingIntervalMs?: number;
 }
+
+/** Viewers send almost nothing: at most this many messages per window, each at most MAX_INBOUND_BYTES. */
+const MAX_INBOUND_MESSAGES = 20;
+const INBOUND_WINDOW_MS = 10_000;
+const MAX_INBOUND_BYTES = 4096;
 
 interface Viewer {
   ws: WebSocket;
@@ -58,11 +70,12 @@ class Channel {
     if (this.session.finished) for (const v of [...this.viewers]) this.end(v);
   }
 
-  /** Everything is delivered (sends are queued in order): say so and close normally. */
+  /** Everything is delivered (sends are queued in order): say so and close (normally, unless the server is going). */
   end(v: Viewer): void {
     if (v.lagging) this.reset(v);
     v.ws.send(endFrame(this.session));
-    v.ws.close(CloseCode.normal, 'session ended');
+    if (this.hub.shuttingDown) v.ws.close(CloseCode.goingAway, 'server shutting down');
+    else v.ws.close(CloseCode.normal, 'session ended');
     this.remove(v);
   }
 
@@ -84,6 +97,14 @@ class Channel {
   }
 }
 
+/** A close reason may be at most 123 bytes of UTF-8 (RFC 6455); longer ones are cut at a character. */
+function fitReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason;
+  let cut = reason.slice(0, 120);
+  while (Buffer.byteLength(cut) > 120) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
 const SESSION_PATH = /^\/workflows\/visual\/([^/]+)\/?$/;
 
 /** The WebSocket side of `WS /workflows/visual/{session_id}` (see docs/PROTOCOL.md). */
@@ -92,11 +113,15 @@ export class StreamHub {
   readonly maxBufferedBytes: number;
   private readonly wss = new WebSocketServer({
     noServer: true,
-    maxPayload: 4096,
+    // Frames past this never reach us (ws closes with 1009); smaller ones over our limit get a reason.
+    maxPayload: 16 * MAX_INBOUND_BYTES,
     perMessageDeflate: { threshold: 1024, serverMaxWindowBits: 15, concurrencyLimit: 4 },
   });
   private readonly channels = new Map<string, Channel>();
   private connections = 0;
+  private readonly perAddress = new Map<string, number>();
+  /** Set by beginShutdown(): no new viewers; sessions that end close their viewers with 1001. */
+  shuttingDown = false;
   private readonly timer: NodeJS.Timeout;
   private readonly drainTimer: NodeJS.Timeout;
   connectionsRefused = 0;
@@ -115,23 +140,96 @@ export class StreamHub {
 
   /** True when the request is ours (the caller then must not touch the socket). */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      return false;
+    }
     const match = SESSION_PATH.exec(url.pathname);
     if (!match) return false;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, decodeURIComponent(match[1] ?? ''), url.searchParams));
+    let sessionId: string;
+    try {
+      sessionId = decodeURIComponent(match[1] ?? '');
+    } catch {
+      sessionId = '';
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, sessionId, url.searchParams));
     return true;
   }
 
   private refuse(ws: WebSocket, code: number, reason: string): void {
     this.connectionsRefused++;
     this.options.log.info({ code, reason }, 'viewer refused');
-    ws.close(code, reason);
+    if (ws.readyState === ws.OPEN) ws.close(code, fitReason(reason));
   }
 
-  private accept(ws: WebSocket, sessionId: string, params: URLSearchParams): void {
+  /** Counts the connection against the limits, then authorizes it before it learns anything. */
+  private accept(ws: WebSocket, req: IncomingMessage, sessionId: string, params: URLSearchParams): void {
+    ws.on('error', (err) => this.options.log.debug({ err: err.message }, 'viewer socket error'));
+    if (this.shuttingDown) return this.refuse(ws, CloseCode.goingAway, 'server shutting down');
     if (this.connections >= this.options.maxConnections) {
       return this.refuse(ws, CloseCode.tryAgainLater, `too many viewer connections (limit ${this.options.maxConnections})`);
     }
+    const address = req.socket.remoteAddress ?? 'unknown';
+    const fromAddress = this.perAddress.get(address) ?? 0;
+    if (fromAddress >= this.options.maxConnectionsPerIp) {
+      return this.refuse(ws, CloseCode.tooManyFromAddress, `too many viewer connections from your address (limit ${this.options.maxConnectionsPerIp})`);
+    }
+    this.connections++;
+    this.perAddress.set(address, fromAddress + 1);
+    ws.once('close', () => {
+      this.connections--;
+      const left = (this.perAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.perAddress.set(address, left);
+      else this.perAddress.delete(address);
+    });
+    this.guardInbound(ws);
+    this.options.authorize(sessionId, params.get('token'), req).then(
+      (denied) => {
+        if (ws.readyState !== ws.OPEN) return;
+        if (denied) return this.refuse(ws, denied.code, denied.reason);
+        this.admit(ws, sessionId, params);
+      },
+      (err: unknown) => {
+        this.options.log.error({ err }, 'viewer authorization failed');
+        this.refuse(ws, CloseCode.internalError, 'internal error');
+      },
+    );
+  }
+
+  /**
+   * Viewers may send `{"t":"ping"}` (answered with the server's clock), rarely; anything else is a
+   * protocol error that closes the socket with its reason. Oversized frames are closed by ws (1009).
+   */
+  private guardInbound(ws: WebSocket): void {
+    let windowStart = Date.now();
+    let count = 0;
+    ws.on('message', (data, isBinary) => {
+      const now = Date.now();
+      if (now - windowStart > INBOUND_WINDOW_MS) {
+        windowStart = now;
+        count = 0;
+      }
+      if (++count > MAX_INBOUND_MESSAGES) return this.refuse(ws, CloseCode.policy, `too many messages (at most ${MAX_INBOUND_MESSAGES} per 10 s)`);
+      if (isBinary) return this.refuse(ws, CloseCode.badRequest, 'binary frames are not accepted');
+      const size = Buffer.isBuffer(data) ? data.length : Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
+      if (size > MAX_INBOUND_BYTES) return this.refuse(ws, CloseCode.messageTooBig, `messages are at most ${MAX_INBOUND_BYTES} bytes`);
+      const text = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8');
+      let message: unknown;
+      try {
+        message = JSON.parse(text);
+      } catch {
+        return this.refuse(ws, CloseCode.badRequest, 'messages must be JSON; the only one is {"t":"ping"}');
+      }
+      if (typeof message !== 'object' || message === null || (message as { t?: unknown }).t !== 'ping') {
+        return this.refuse(ws, CloseCode.badRequest, 'unknown message; the only one is {"t":"ping"}');
+      }
+      if (ws.readyState === ws.OPEN) ws.send(pingFrame());
+    });
+  }
+
+  private admit(ws: WebSocket, sessionId: string, params: URLSearchParams): void {
     if (!this.options.enabled) return this.refuse(ws, CloseCode.visualOff, 'visual streaming is disabled on this server');
     const session = this.options.registry.get(sessionId);
     if (!session) return this.refuse(ws, CloseCode.notFound, `unknown session ${sessionId.slice(0, 64)}`);
@@ -143,10 +241,8 @@ export class StreamHub {
       since = Number(sinceParam);
     }
 
-    this.connections++;
     const viewer: Viewer = { ws, lagging: false, alive: true };
     ws.on('pong', () => (viewer.alive = true));
-    ws.on('error', (err) => this.options.log.debug({ err: err.message }, 'viewer socket error'));
 
     ws.send(helloFrame(session, this.epoch, this.options.recordings));
     const channel = session.finished ? null : this.channel(session);
@@ -157,15 +253,13 @@ export class StreamHub {
     } else if (session.log.lastSeq > 0) {
       ws.send(resetFrame(session.log), { binary: false });
     }
-    ws.on('close', () => {
-      this.connections--;
-      channel?.remove(viewer);
-    });
     if (!channel) {
       ws.send(endFrame(session));
-      ws.close(CloseCode.normal, 'session ended');
+      if (this.shuttingDown) ws.close(CloseCode.goingAway, 'server shutting down');
+      else ws.close(CloseCode.normal, 'session ended');
       return;
     }
+    ws.on('close', () => channel.remove(viewer));
     channel.viewers.add(viewer);
   }
 
@@ -205,7 +299,13 @@ export class StreamHub {
     }
   }
 
+  /** From now on no viewer is admitted; viewers of sessions that end are closed with 1001. */
+  beginShutdown(): void {
+    this.shuttingDown = true;
+  }
+
   close(): void {
+    this.shuttingDown = true;
     clearInterval(this.timer);
     clearInterval(this.drainTimer);
     for (const ws of this.wss.clients) ws.close(CloseCode.goingAway, 'server shutting down');

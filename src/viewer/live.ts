@@ -6,11 +6,18 @@
 import { EventType, IncrementalSource, Replayer, type eventWithTime } from 'rrweb';
 import { CloseCode, PROTOCOL_VERSION, type ServerFrame, type WireEvent } from '../protocol/index.js';
 import { fetchRecording, mountReplay, type ReplayHandle } from './replay.js';
-import { $, fitWrapper, renderStatus, sessionId, setConnection, ui } from './ui.js';
+import { $, fitWrapper, renderStatus, sessionId, setConnection, ui, withToken } from './ui.js';
 
 /** Every event is "in the past" relative to this, so rrweb casts it synchronously. */
 const FAR_FUTURE = Number.MAX_SAFE_INTEGER;
-const FINAL_CLOSE_CODES: readonly number[] = [CloseCode.notFound, CloseCode.visualOff, CloseCode.badRequest, CloseCode.normal];
+const FINAL_CLOSE_CODES: readonly number[] = [
+  CloseCode.notFound,
+  CloseCode.visualOff,
+  CloseCode.badRequest,
+  CloseCode.normal,
+  CloseCode.unauthorized,
+  CloseCode.forbiddenOrigin,
+];
 
 interface MouseApi {
   moveAndHover(x: number, y: number, id: number, isSync: boolean, debugData: unknown): void;
@@ -168,7 +175,7 @@ function connect(): void {
   }
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const query = params.size ? `?${params}` : '';
-  const ws = new WebSocket(`${proto}//${location.host}/workflows/visual/${encodeURIComponent(sessionId)}${query}`);
+  const ws = new WebSocket(`${proto}//${location.host}${withToken(`/workflows/visual/${encodeURIComponent(sessionId)}${query}`)}`);
   socket = ws;
   ws.onmessage = (m) => onFrame(JSON.parse(String(m.data)) as ServerFrame);
   ws.onclose = (e) => {

@@ -4,7 +4,7 @@
  */
 import { EventType, Replayer, type eventWithTime } from 'rrweb';
 import { CustomTag, type SessionStatus, type StepCustomPayload, type StepInfo, type WireEvent } from '../protocol/index.js';
-import { $, fitWrapper, renderStatus, sessionId, setConnection, ui } from './ui.js';
+import { $, fitWrapper, renderStatus, sessionId, setConnection, ui, withToken } from './ui.js';
 
 interface RunInfo {
   workflow: string;
@@ -142,13 +142,13 @@ export function mountReplay(events: WireEvent[], startAt: number | 'end'): Repla
 
 /** The whole recording of this session so far (seqs 1…n, in order). */
 export async function fetchRecording(): Promise<WireEvent[]> {
-  return (await fetch(`/workflows/${encodeURIComponent(sessionId)}/events`)).json() as Promise<WireEvent[]>;
+  return (await fetch(withToken(`/workflows/${encodeURIComponent(sessionId)}/events`))).json() as Promise<WireEvent[]>;
 }
 
 /** Replay mode, for a run that has ended (or was interrupted); `?t=<ms>` opens at that moment. */
 export async function startReplay(): Promise<void> {
   const [info, events] = await Promise.all([
-    fetch(`/workflows/${encodeURIComponent(sessionId)}`).then((r) => r.json() as Promise<RunInfo>),
+    fetch(withToken(`/workflows/${encodeURIComponent(sessionId)}`)).then((r) => r.json() as Promise<RunInfo>),
     fetchRecording(),
   ]);
   ui.workflow.textContent = info.workflow;

@@ -23,6 +23,14 @@ export const ui = {
 
 export const sessionId = decodeURIComponent(location.pathname.split('/')[3] ?? '');
 
+/** The viewer token of this page's link: every request the viewer makes carries it. */
+const token = new URLSearchParams(location.search).get('token');
+
+/** `path` (which may have a query) with this viewer's token added. */
+export function withToken(path: string): string {
+  return token === null ? path : `${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
+}
+
 export type ConnectionKind = 'connecting' | 'live' | 'reconnecting' | 'ended' | 'error' | 'replay';
 
 export function setConnection(kind: ConnectionKind, text: string): void {
@@ -74,7 +82,7 @@ export function renderStatus(status: SessionStatus, steps: StepInfo[], currentSt
   ui.error.textContent = error ?? '';
   if (error && steps.some((s) => s.screenshotAvailable)) {
     const link = document.createElement('a');
-    link.href = `/workflows/${encodeURIComponent(sessionId)}/screenshot`;
+    link.href = withToken(`/workflows/${encodeURIComponent(sessionId)}/screenshot`);
     link.target = '_blank';
     link.rel = 'noopener';
     link.textContent = 'Screenshot of the page when it failed';

@@ -31,7 +31,7 @@ describe('domcast run', () => {
   test('runs a workflow file with typed inputs: a progress line per step, the viewer URL, outputs as JSON, exit 0', async () => {
     const { code, stdout, stderr } = await domcast(['run', shop, '--input', `base_url=${pages.url}`, '-i', 'qty=4', '-i', 'size=Small', '-i', 'gift=yes', '--visual']);
     assert.equal(code, 0, stderr);
-    assert.match(stderr, /Watch it live: http:\/\/127\.0\.0\.1:\d+\/workflows\/visual\/[0-9a-f-]{36}\/viewer/);
+    assert.match(stderr, /Watch it live: http:\/\/127\.0\.0\.1:\d+\/workflows\/visual\/[0-9a-f-]{36}\/viewer\?token=[\w.-]+/);
     const lines = stderr.split('\n').filter((l) => /^\s+✓\s+\d+\. .* \(\d+ ms\)$/.test(l));
     assert.equal(lines.length, 15, stderr);
     const result = JSON.parse(stdout) as { status: string; outputs: Record<string, string> };

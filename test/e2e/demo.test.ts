@@ -15,7 +15,8 @@ test('the demo runs its workflow to success, prints the viewer URL and exits wit
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
   assert.equal(code, 0, out);
-  assert.match(out, /Watch it live: http:\/\/127\.0\.0\.1:\d+\/workflows\/visual\/[0-9a-f-]{36}\/viewer/);
+  assert.match(out, /Watch it live: http:\/\/127\.0\.0\.1:\d+\/workflows\/visual\/[0-9a-f-]{36}\/viewer\?token=[\w.-]+/);
+  assert.match(out, /API key: [0-9a-f]{48}/, 'the demo makes an API key and prints it');
   assert.match(out, /✓ 18\. Done/);
   assert.match(out, /Run succeeded/);
 });

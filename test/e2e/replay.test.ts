@@ -31,7 +31,7 @@ test('a finished run replays with controls: it opens on the final page, before a
     events = (await (await fetch(`${first.base}/workflows/${id}/events`)).json()) as WireEvent[];
 
     const viewer = await browser.newPage();
-    await viewer.goto(`${first.base}/workflows/visual/${id}/viewer`);
+    await viewer.goto(await first.server.viewerUrl(id));
     await waitFor('replay mode', () => viewer.evaluate(() => document.documentElement.dataset.connection === 'replay'));
     await waitFor('the final page', async () => (await replayedText(viewer)) === expected);
     await viewer.close();
@@ -41,7 +41,7 @@ test('a finished run replays with controls: it opens on the final page, before a
 
   const second = await startStack({ DOMCAST_DATA_DIR: dataDir });
   try {
-    const url = `${second.base}/workflows/visual/${id}/viewer`;
+    const url = await second.server.viewerUrl(id);
     const viewer = await browser.newPage();
     await viewer.goto(url);
     await waitFor('the final page after a restart', async () => (await replayedText(viewer)) === expected);
@@ -51,7 +51,7 @@ test('a finished run replays with controls: it opens on the final page, before a
     // ?t= opens at a moment: the middle step, on the todo page.
     const start = events[0]!.timestamp;
     const middle = events.find((e) => e.type === RrwebEventType.Custom && (e.data as { tag: string; payload: StepCustomPayload }).tag === CustomTag.step && (e.data as { payload: StepCustomPayload }).payload.index === 9)!;
-    await viewer.goto(`${url}?t=${middle.timestamp - start + 300}`);
+    await viewer.goto(`${url}&t=${middle.timestamp - start + 300}`);
     const atMiddle = await waitFor('the todo page at t', async () => {
       const text = await replayedText(viewer);
       return text.includes('beta item') ? text : null;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { CloseCode, CustomTag, RrwebEventType } from '../../src/protocol/index.js';
-import { PASSWORD, WsViewer, demoWorkflow, execute, startStack, waitFor, type Received, type Stack } from '../helpers/stack.js';
+import { PASSWORD, WsViewer, demoWorkflow, execute, startStack, streamUrl, waitFor, type Received, type Stack } from '../helpers/stack.js';
 
 function assertContiguous(received: Received[], from: number): void {
   received.forEach((r, i) => assert.equal(r.seq, from + i, `seq ${r.seq} at position ${i} (expected ${from + i})`));
@@ -20,7 +20,7 @@ describe('the event stream', () => {
   async function startRun(opts: { midWaitMs?: number; holdMs?: number } = {}) {
     const { status, body } = await execute(stack.base, { workflow: demoWorkflow(stack.site.url, opts), inputs: { user: 'linus' }, visual_enabled: true });
     assert.equal(status, 202, JSON.stringify(body));
-    assert.match(body.visual_stream_url ?? '', /^ws:\/\/127\.0\.0\.1:\d+\/workflows\/visual\/[0-9a-f-]{36}$/);
+    assert.match(body.visual_stream_url ?? '', /^ws:\/\/127\.0\.0\.1:\d+\/workflows\/visual\/[0-9a-f-]{36}\?token=[\w-]+\.[\w-]+\.[\w-]+$/);
     return body;
   }
 
@@ -69,7 +69,7 @@ describe('the event stream', () => {
     const since = first.lastSeq;
     await waitFor('events while away', () => session.log.lastSeq > since + 5);
 
-    const second = await WsViewer.open(`${run.visual_stream_url}?since=${since}&epoch=${epoch}`);
+    const second = await WsViewer.open(`${run.visual_stream_url}&since=${since}&epoch=${epoch}`);
     await second.closed;
     assert.ok(!second.frames.some((f) => f.t === 'reset'), 'a resume inside the log must not reset');
     assert.equal(second.received[0]?.seq, since + 1);
@@ -78,7 +78,7 @@ describe('the event stream', () => {
     assert.equal(all.at(-1)?.seq, session.log.lastSeq);
 
     // A since from another epoch (say, before a server restart) gets a full reset, never a silent mismatch.
-    const stale = await WsViewer.open(`${run.visual_stream_url}?since=${since}&epoch=not-this-one`);
+    const stale = await WsViewer.open(`${run.visual_stream_url}&since=${since}&epoch=not-this-one`);
     await stale.closed;
     assert.equal(stale.frames[1]?.t, 'reset');
   });
@@ -98,7 +98,7 @@ describe('the event stream', () => {
   });
 
   test('an unknown session is refused with 4404 and a reason', async () => {
-    const viewer = await WsViewer.open(`${stack.base.replace('http', 'ws')}/workflows/visual/00000000-0000-0000-0000-000000000000`);
+    const viewer = await WsViewer.open(await streamUrl(stack, '00000000-0000-0000-0000-000000000000'));
     const { code, reason } = await viewer.closed;
     assert.equal(code, CloseCode.notFound);
     assert.match(reason, /unknown session/);
@@ -107,7 +107,7 @@ describe('the event stream', () => {
   test('a malformed since is refused with 4400 and a reason', async () => {
     const run = await startRun({ midWaitMs: 100, holdMs: 100 });
     for (const since of ['-1', 'abc', '1e9', '99999999999999999999']) {
-      const viewer = await WsViewer.open(`${run.visual_stream_url}?since=${encodeURIComponent(since)}`);
+      const viewer = await WsViewer.open(`${run.visual_stream_url}&since=${encodeURIComponent(since)}`);
       const { code, reason } = await viewer.closed;
       assert.equal(code, CloseCode.badRequest, `since=${since}`);
       assert.match(reason, /since/);
@@ -122,7 +122,7 @@ describe('the event stream', () => {
     assert.equal(status, 202);
     assert.equal(body.visual_stream_url, null);
     assert.equal(body.viewer_url, null);
-    const viewer = await WsViewer.open(`${stack.base.replace('http', 'ws')}/workflows/visual/${body.session_id}`);
+    const viewer = await WsViewer.open(await streamUrl(stack, body.session_id));
     assert.equal((await viewer.closed).code, CloseCode.visualOff);
     await waitFor('run to end', async () => ((await (await fetch(`${stack.base}/workflows/${body.session_id}`)).json()) as { status: string }).status === 'succeeded');
   });

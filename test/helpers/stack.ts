@@ -34,6 +34,12 @@ export async function startStack(env: Record<string, string> = {}): Promise<Stac
   };
 }
 
+/** The WebSocket URL of a session's stream, with a valid viewer token for it (as the API would hand out). */
+export async function streamUrl(stack: Stack, sessionId: string): Promise<string> {
+  const token = await stack.server.deps.viewerTokens.issue(sessionId);
+  return `${stack.base.replace('http', 'ws')}/workflows/visual/${encodeURIComponent(sessionId)}?token=${token}`;
+}
+
 /** A second, independent Chromium in which viewers are opened. */
 export function launchViewerBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath: findChromium({ explicitPath: process.env.CHROMIUM_PATH }), args: CHROMIUM_ARGS });
@@ -90,8 +96,8 @@ export class WsViewer {
     this.closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
   }
 
-  static open(url: string): Promise<WsViewer> {
-    const ws = new WebSocket(url);
+  static open(url: string, options: WebSocket.ClientOptions = {}): Promise<WsViewer> {
+    const ws = new WebSocket(url, options);
     const viewer = new WsViewer(ws);
     return new Promise((resolve, reject) => {
       ws.once('open', () => resolve(viewer));

@@ -192,8 +192,9 @@ describe('HTTP routes', () => {
       assert.equal((JSON.parse(res.body) as ErrorBody).error, 'unknown session does-not-exist');
     });
 
-    test('GET /workflows/visual/<unknown>/viewer is a 404', async () => {
-      const res = await get('/workflows/visual/does-not-exist/viewer');
+    test('GET /workflows/visual/<unknown>/viewer is a 404 (with a token for that id)', async () => {
+      const token = await server.deps.viewerTokens.issue('does-not-exist');
+      const res = await get(`/workflows/visual/does-not-exist/viewer?token=${token}`);
       assert.equal(res.status, 404);
       assert.match((JSON.parse(res.body) as ErrorBody).error, /unknown session/);
     });
@@ -243,14 +244,15 @@ describe('HTTP routes', () => {
 
     test('the viewer of a session without visual is a 404 saying there is nothing to view', async () => {
       const session = addSession(false);
-      const res = await get(`/workflows/visual/${session.id}/viewer`);
+      const res = await get(`/workflows/visual/${session.id}/viewer?token=${await server.deps.viewerTokens.issue(session.id)}`);
       assert.equal(res.status, 404);
       assert.match((JSON.parse(res.body) as ErrorBody).error, /visual_enabled=false/);
     });
 
     test('the viewer of a visual session is HTML under a restrictive CSP', async () => {
       const session = addSession(true);
-      const res = await server.app.inject({ method: 'GET', url: `/workflows/visual/${session.id}/viewer` });
+      const token = await server.deps.viewerTokens.issue(session.id);
+      const res = await server.app.inject({ method: 'GET', url: `/workflows/visual/${session.id}/viewer?token=${token}` });
       assert.equal(res.statusCode, 200);
       assert.match(String(res.headers['content-type']), /^text\/html/);
       assert.match(String(res.headers['content-security-policy']), /default-src 'none'/);

@@ -5,6 +5,7 @@ import { visualPath } from '../../protocol/index.js';
 import { prepareWorkflow, workflowSchema, type Workflow } from '../../workflow/index.js';
 import { parseOrThrow } from '../validation.js';
 import type { AppDeps } from '../deps.js';
+import { rateLimitRuns } from '../access.js';
 
 const executeBody = z.strictObject({
   workflow: z.unknown().optional(),
@@ -20,6 +21,25 @@ const executeBody = z.strictObject({
   block_selector: z.string().trim().min(1).max(2000).optional(),
 });
 
+/** The viewer page and stream URLs of a session, each carrying a fresh viewer token (nulls when not visual). */
+export async function viewerLinks(
+  req: FastifyRequest,
+  deps: AppDeps,
+  sessionId: string,
+  visual: boolean,
+): Promise<{ visual_stream_url: string | null; viewer_url: string | null; viewer_token_expires_at: string | null }> {
+  if (!visual) return { visual_stream_url: null, viewer_url: null, viewer_token_expires_at: null };
+  const token = await deps.viewerTokens.issue(sessionId);
+  const o = origins(req);
+  const path = visualPath(sessionId);
+  const query = `?token=${encodeURIComponent(token)}`;
+  return {
+    visual_stream_url: `${o.ws}${path}${query}`,
+    viewer_url: `${o.http}${path}/viewer${query}`,
+    viewer_token_expires_at: new Date(Date.now() + deps.viewerTokens.ttlSeconds * 1000).toISOString(),
+  };
+}
+
 /** http(s)://host and ws(s)://host as the client reached us. */
 export function origins(req: FastifyRequest): { http: string; ws: string } {
   const host = req.headers.host ?? `${req.hostname}`;
@@ -30,7 +50,8 @@ export function origins(req: FastifyRequest): { http: string; ws: string } {
 export function registerExecute(app: FastifyInstance, deps: AppDeps): void {
   app.get('/workflows', async () => ({ dir: deps.library.dir, workflows: deps.library.list() }));
 
-  app.post('/workflows/execute', async (req, reply) => {
+  app.post('/workflows/execute', { preHandler: rateLimitRuns(deps.config.executeRateLimit) }, async (req, reply) => {
+    if (deps.lifecycle.draining) throw new BadRequestError('the server is shutting down and accepts no new runs; retry on another instance', 503, 'SHUTTING_DOWN');
     if (req.body === undefined || req.body === null || typeof req.body !== 'object') {
       throw new BadRequestError('the body must be a JSON object like {"workflow": {...}, "inputs": {...}, "visual_enabled": true}');
     }
@@ -38,6 +59,10 @@ export function registerExecute(app: FastifyInstance, deps: AppDeps): void {
     if (body.workflow === undefined && body.name === undefined) throw new BadRequestError('workflow: required (or give "name" of a stored workflow)');
     if (body.workflow !== undefined && body.name !== undefined) throw new BadRequestError('give either "workflow" or "name", not both');
     const raw = body.workflow ?? deps.library.load(body.name ?? '');
+    const steps = (raw as { steps?: unknown } | null)?.steps;
+    if (Array.isArray(steps) && steps.length > deps.config.maxWorkflowSteps) {
+      throw new BadRequestError(`workflow.steps: ${steps.length} steps; this server runs at most ${deps.config.maxWorkflowSteps} (MAX_WORKFLOW_STEPS)`);
+    }
     const workflow: Workflow = prepareWorkflow(parseOrThrow(workflowSchema, raw, 'workflow'), body.inputs);
     const visual = body.visual_enabled && deps.config.visualStreamingEnabled;
     const session = deps.runs.start({
@@ -52,14 +77,12 @@ export function registerExecute(app: FastifyInstance, deps: AppDeps): void {
       inputs: body.inputs,
       ...(body.step_timeout_ms !== undefined ? { stepTimeoutMs: body.step_timeout_ms } : {}),
     });
-    const o = origins(req);
-    const path = visualPath(session.id);
+    const links = await viewerLinks(req, deps, session.id, visual);
     reply.code(202);
     return {
       session_id: session.id,
       status: session.status,
-      visual_stream_url: visual ? `${o.ws}${path}` : null,
-      viewer_url: visual ? `${o.http}${path}/viewer` : null,
+      ...links,
       ...(body.visual_enabled && !visual ? { warnings: ['visual streaming is disabled on this server (VISUAL_STREAMING_ENABLED=false)'] } : {}),
     };
   });

@@ -4,7 +4,7 @@ import type { AppDeps } from '../deps.js';
 
 
 export function registerHealth(app: FastifyInstance, deps: AppDeps): void {
-  app.get('/health', async () => ({ status: 'ok', uptime_s: Math.round((Date.now() - deps.startedAt) / 1000) }));
+  app.get('/health', { config: { access: 'public' } }, async () => ({ status: deps.lifecycle.draining ? 'draining' : 'ok', uptime_s: Math.round((Date.now() - deps.startedAt) / 1000) }));
 
   app.get('/health/visual', async () => {
     const { metrics, registry, hub, config } = deps;

@@ -42,7 +42,7 @@ export function registerRecordings(app: FastifyInstance, deps: AppDeps): void {
     return { sessions: sessions.map(storedJSON), next_cursor: nextCursor };
   });
 
-  app.get<{ Params: { id: string } }>('/workflows/:id/events', async (req, reply) => {
+  app.get<{ Params: { id: string } }>('/workflows/:id/events', { config: { access: 'viewer' } }, async (req, reply) => {
     const { id } = req.params;
     await store.flush();
     if (!registry.get(id) && !store.get(id)) throw new NotFoundError(`unknown session ${id.slice(0, 64)}`);

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { NotFoundError } from '../../common/index.js';
 import type { Session } from '../../session/index.js';
 import type { AppDeps } from '../deps.js';
+import { viewerLinks } from './execute.js';
 import { storedJSON } from './recordings.js';
 
 export function findSession(deps: AppDeps, id: string): Session {
@@ -11,13 +12,15 @@ export function findSession(deps: AppDeps, id: string): Session {
 }
 
 export function registerSessions(app: FastifyInstance, deps: AppDeps): void {
-  app.get<{ Params: { id: string } }>('/workflows/:id', async (req) => {
+  app.get<{ Params: { id: string } }>('/workflows/:id', { config: { access: 'viewer' } }, async (req) => {
     const live = deps.registry.get(req.params.id);
-    if (live) return live.toJSON();
+    // Fresh links for whoever may mint them; a viewer token's holder gets no longer-lived one.
+    const links = async (visual: boolean) => (req.caller === 'viewer' ? {} : await viewerLinks(req, deps, req.params.id, visual));
+    if (live) return { ...live.toJSON(), ...(await links(live.visual)) };
     // Runs from before a restart, or evicted from memory, are still on record.
     const stored = deps.store.get(req.params.id);
     if (!stored) throw new NotFoundError(`unknown session ${req.params.id.slice(0, 64)}`);
-    return storedJSON(stored);
+    return { ...storedJSON(stored), ...(await links(stored.visual)) };
   });
 
   app.post<{ Params: { id: string } }>('/workflows/:id/cancel', async (req, reply) => {
@@ -40,14 +43,14 @@ export function registerSessions(app: FastifyInstance, deps: AppDeps): void {
     return at >= 0 ? at : null;
   };
 
-  app.get<{ Params: { id: string } }>('/workflows/:id/screenshot', async (req, reply) => {
+  app.get<{ Params: { id: string } }>('/workflows/:id/screenshot', { config: { access: 'viewer' } }, async (req, reply) => {
     const { id } = req.params;
     const shot = screenshot(id, failedStep(id));
     if (!shot) throw new NotFoundError(`session ${id.slice(0, 64)} has no failure screenshot`);
     return reply.type('image/png').send(shot);
   });
 
-  app.get<{ Params: { id: string; index: string } }>('/workflows/:id/steps/:index/screenshot', async (req, reply) => {
+  app.get<{ Params: { id: string; index: string } }>('/workflows/:id/steps/:index/screenshot', { config: { access: 'viewer' } }, async (req, reply) => {
     const { id, index } = req.params;
     const shot = /^\d{1,6}$/.test(index) ? screenshot(id, Number(index)) : undefined;
     if (!shot) throw new NotFoundError(`session ${id.slice(0, 64)} has no screenshot for step ${index.slice(0, 16)}`);

@@ -31,7 +31,7 @@ export function registerViewer(app: FastifyInstance, deps: AppDeps): void {
   const html = readBuiltAsset('viewer/index.html');
   const assets = new Map(Object.entries(ASSETS).map(([name, a]) => [name, { body: readBuiltAsset(a.file), type: a.type }]));
 
-  app.get<{ Params: { id: string } }>('/workflows/visual/:id/viewer', async (req, reply) => {
+  app.get<{ Params: { id: string } }>('/workflows/visual/:id/viewer', { config: { access: 'viewer-only' } }, async (req, reply) => {
     const { id } = req.params;
     const session = deps.registry.get(id) ?? deps.store.get(id);
     if (!session) throw new NotFoundError(`unknown session ${id.slice(0, 64)}`);
@@ -45,7 +45,7 @@ export function registerViewer(app: FastifyInstance, deps: AppDeps): void {
       .send(html);
   });
 
-  app.get<{ Params: { name: string } }>('/assets/:name', async (req, reply) => {
+  app.get<{ Params: { name: string } }>('/assets/:name', { config: { access: 'public' } }, async (req, reply) => {
     const asset = assets.get(req.params.name);
     if (!asset) throw new NotFoundError(`no asset ${req.params.name}`);
     return reply.header('cache-control', 'public, max-age=300').header('x-content-type-options', 'nosniff').type(asset.type).send(asset.body);

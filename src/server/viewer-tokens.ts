@@ -1,0 +1,67 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { errors, jwtVerify, SignJWT } from 'jose';
+import type { Config } from './config.js';
+
+const ISSUER = 'domcast';
+const AUDIENCE = 'domcast-viewer';
+/** The only thing a viewer token allows: watching (and reading the record of) one session. */
+const SCOPE = 'view';
+const SECRET_FILE = 'viewer-token.key';
+
+export type TokenCheck = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Signed, expiring, read-only links to one session (HS256 JWTs, `sub` = session id).
+ * Holding one lets you watch that session and fetch its recording and screenshots, nothing else.
+ */
+export class ViewerTokens {
+  constructor(
+    private readonly secret: Uint8Array,
+    readonly ttlSeconds: number,
+  ) {}
+
+  issue(sessionId: string): Promise<string> {
+    return new SignJWT({ scope: SCOPE })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(sessionId)
+      .setIssuer(ISSUER)
+      .setAudience(AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime(`${this.ttlSeconds}s`)
+      .sign(this.secret);
+  }
+
+  async verify(token: string | null | undefined, sessionId: string): Promise<TokenCheck> {
+    if (!token) return { ok: false, reason: 'a viewer token is required (use the viewer_url or visual_stream_url the API gave you)' };
+    try {
+      const { payload } = await jwtVerify(token, this.secret, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
+      if (payload.scope !== SCOPE) return { ok: false, reason: 'this token does not allow viewing' };
+      if (payload.sub !== sessionId) return { ok: false, reason: 'this viewer token is for another session' };
+      return { ok: true };
+    } catch (err) {
+      if (err instanceof errors.JWTExpired) return { ok: false, reason: 'this viewer link has expired; ask for a new one' };
+      return { ok: false, reason: 'invalid viewer token' };
+    }
+  }
+}
+
+/**
+ * VIEWER_TOKEN_SECRET if set; otherwise a key kept in the data folder, so links survive a restart
+ * (the recordings they point to do); without recordings, a key for this process only.
+ */
+export function viewerTokenSecret(config: Config): Uint8Array {
+  if (config.viewerTokenSecret) return new TextEncoder().encode(config.viewerTokenSecret);
+  if (!config.recordings) return randomBytes(32);
+  const file = join(config.dataDir, SECRET_FILE);
+  if (existsSync(file)) {
+    const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+    if (key.length >= 32) return key;
+  }
+  mkdirSync(config.dataDir, { recursive: true });
+  const key = randomBytes(32);
+  writeFileSync(file, `${key.toString('base64url')}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+  return key;
+}
