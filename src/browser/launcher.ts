@@ -19,7 +19,8 @@ export class BrowserLauncher {
       install: true,
       log: (m) => this.options.log.warn(m),
     });
-    const launched = chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS });
+    // Signals are the server's to handle (SIGTERM lets runs finish first); Playwright would kill the browser at once.
+    const launched = chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS, handleSIGINT: false, handleSIGTERM: false, handleSIGHUP: false });
     launched.then(
       (b) => {
         this.options.log.info({ executablePath, version: b.version() }, 'chromium launched');
