@@ -22,6 +22,12 @@ export interface HubOptions {
   log: Logger;
   /** A viewer whose socket holds more than this many unsent bytes stops getting events until it drains. */
   maxBufferedBytes?: number;
+  /**
+   * All viewers together: past this many unsent bytes, the per-viewer bound drops to
+   * `pressureBufferedBytes`, so many slow viewers cannot add up to more than about this.
+   */
+  maxTotalBufferedBytes?: number;
+  pressureBufferedBytes?: number;
   /** A viewer that does not answer a ping before the next one is dropped: dead ones go within two intervals. */
   pingIntervalMs?: number;
 }
@@ -52,16 +58,24 @@ class Channel {
     session.on('status', this.onStatus);
   }
 
+  /** Unsent bytes of this channel's viewers, as of its last broadcast. */
+  buffered = 0;
+
   private broadcast(batch: Batch): void {
     const frame = eventsFrame('events', batch);
+    let sum = 0;
+    for (const v of this.viewers) sum += v.ws.bufferedAmount;
+    const bound = this.hub.boundFor(this.hub.bufferedBesides(this) + sum);
     for (const v of this.viewers) {
       if (v.lagging) continue;
-      if (v.ws.bufferedAmount > this.hub.maxBufferedBytes) {
+      if (v.ws.bufferedAmount > bound) {
         v.lagging = true;
         continue;
       }
       v.ws.send(frame, { binary: false });
+      sum += frame.length;
     }
+    this.buffered = sum;
   }
 
   private status(): void {
@@ -111,6 +125,10 @@ const SESSION_PATH = /^\/workflows\/visual\/([^/]+)\/?$/;
 export class StreamHub {
   readonly epoch = randomUUID();
   readonly maxBufferedBytes: number;
+  private readonly maxTotalBufferedBytes: number;
+  private readonly pressureBufferedBytes: number;
+  /** As of the last check (every 250 ms): unsent bytes of all viewers, and viewers waiting for a reset. */
+  readonly backlog = { bufferedBytes: 0, lagging: 0, resets: 0 };
   private readonly wss = new WebSocketServer({
     noServer: true,
     // Frames past this never reach us (ws closes with 1009); smaller ones over our limit get a reason.
@@ -128,6 +146,8 @@ export class StreamHub {
 
   constructor(private readonly options: HubOptions) {
     this.maxBufferedBytes = options.maxBufferedBytes ?? 8 * 1024 * 1024;
+    this.maxTotalBufferedBytes = options.maxTotalBufferedBytes ?? 256 * 1024 * 1024;
+    this.pressureBufferedBytes = Math.min(this.maxBufferedBytes, options.pressureBufferedBytes ?? 512 * 1024);
     this.timer = setInterval(() => this.tick(), options.pingIntervalMs ?? 10_000);
     this.timer.unref();
     this.drainTimer = setInterval(() => this.checkLaggards(), 250);
@@ -294,9 +314,33 @@ export class StreamHub {
 
   /** Viewers that fell behind get a reset as soon as their socket has drained. */
   private checkLaggards(): void {
+    let buffered = 0;
+    let lagging = 0;
     for (const channel of this.channels.values()) {
-      for (const v of channel.viewers) if (v.lagging && v.ws.bufferedAmount < 64 * 1024) channel.reset(v);
+      for (const v of channel.viewers) {
+        const amount = v.ws.bufferedAmount;
+        buffered += amount;
+        if (!v.lagging) continue;
+        if (amount < 64 * 1024) {
+          channel.reset(v);
+          this.backlog.resets++;
+        } else lagging++;
+      }
     }
+    this.backlog.bufferedBytes = buffered;
+    this.backlog.lagging = lagging;
+  }
+
+  /** The per-viewer bound while all viewers together hold `total` unsent bytes: lower once past the budget. */
+  boundFor(total: number): number {
+    return total > this.maxTotalBufferedBytes ? this.pressureBufferedBytes : this.maxBufferedBytes;
+  }
+
+  /** Unsent bytes of every other channel's viewers (as of their last broadcasts): one number per session. */
+  bufferedBesides(channel: Channel): number {
+    let total = 0;
+    for (const c of this.channels.values()) if (c !== channel) total += c.buffered;
+    return total;
   }
 
   /** From now on no viewer is admitted; viewers of sessions that end are closed with 1001. */

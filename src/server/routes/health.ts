@@ -23,6 +23,10 @@ export function registerHealth(app: FastifyInstance, deps: AppDeps): void {
       viewers: hub.connectionCount,
       max_viewers: config.maxConnections,
       viewers_refused: hub.connectionsRefused,
+      /** Unsent bytes queued for all viewers (bounded; see docs/PROTOCOL.md, Backpressure), as of the last 250 ms check. */
+      viewer_buffered_bytes: hub.backlog.bufferedBytes,
+      viewers_lagging: hub.backlog.lagging,
+      viewer_resets: hub.backlog.resets,
       event_buffer_size: config.eventBufferSize,
       rss_bytes: process.memoryUsage().rss,
       store_events_written: deps.store.eventsWritten,
