@@ -1,3 +1,5 @@
 export { findChromium, CHROMIUM_ARGS } from './chromium.js';
 export { BrowserLauncher, VIEWPORT } from './launcher.js';
-export { attachRecorder, recorderScript, type PrivacyOptions, type RecorderHandle, type VisualQuality } from './recorder.js';
+export { attachRecorder, PrivacySelectorError, recorderScript, screenshotMasks, type PrivacyOptions, type RecorderHandle, type VisualQuality } from './recorder.js';
+export { guardRun, type Refusal, type RunGuardHooks } from './guard.js';
+export { NavigationPolicy, type NavigationPolicyOptions, type Resolve } from './navigation-policy.js';

@@ -37,8 +37,13 @@ export class BrowserLauncher {
 
   async newContext(): Promise<BrowserContext> {
     if (this.closed) throw new Error('browser launcher is closed');
-    this.browser ??= this.launch();
-    const browser = await this.browser;
+    const pending = (this.browser ??= this.launch());
+    let browser = await pending;
+    // A browser that just died may not have reported 'disconnected' yet: the next run gets a fresh one.
+    if (!browser.isConnected()) {
+      if (this.browser === pending) this.browser = undefined;
+      browser = await (this.browser ??= this.launch());
+    }
     return browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, serviceWorkers: 'block' });
   }
 

@@ -1,17 +1,92 @@
 import type { BrowserContext, Page } from 'playwright-core';
-import { readBuiltAsset } from '../common/index.js';
+import { DomcastError, readBuiltAsset } from '../common/index.js';
 import type { PageRecorderConfig } from './page/recorder-entry.js';
 
 export type VisualQuality = 'standard' | 'high';
 
 /** Per-run privacy controls (elements marked `data-domcast-private` are always blocked on top of these). */
 export interface PrivacyOptions {
-  /** Every input's value is recorded as asterisks. */
+  /** Every field's value (hidden inputs, textareas and selects included) is recorded as asterisks. */
   maskAllInputs: boolean;
-  /** Text inside matching elements is recorded as asterisks. */
+  /** Text inside matching elements, and the values of fields there, are recorded as asterisks. */
   maskTextSelector?: string;
   /** Matching elements are recorded as empty placeholders of the same size. */
   blockSelector?: string;
+}
+
+/** Elements carrying this attribute are never recorded, whatever the run asks (only a same-size placeholder is). */
+export const PRIVATE_ATTRIBUTE = 'data-domcast-private';
+
+/** Raised before a run's first step when one of its privacy selectors is not valid CSS. */
+export class PrivacySelectorError extends DomcastError {
+  constructor(message: string) {
+    super('PRIVACY_SELECTOR_INVALID', message);
+  }
+}
+
+/** What rrweb blocks: the private attribute always, plus the run's own selector. */
+export function blockedSelector(privacy: PrivacyOptions): string {
+  const ours = `[${PRIVATE_ATTRIBUTE}]`;
+  return privacy.blockSelector ? `${ours}, ${privacy.blockSelector}` : ours;
+}
+
+/**
+ * CSS selectors of what a screenshot must cover so it shows no more than the recording does:
+ * blocked elements, masked text and, with maskAllInputs, every form field.
+ */
+export function screenshotMasks(privacy: PrivacyOptions): string[] {
+  return [
+    blockedSelector(privacy),
+    ...(privacy.maskTextSelector ? [privacy.maskTextSelector] : []),
+    ...(privacy.maskAllInputs ? ['input, textarea, select'] : []),
+  ];
+}
+
+/**
+ * Checks the run's selectors with the browser's own parser, before anything is recorded: rrweb
+ * swallows a bad maskTextSelector (the text would then be recorded in clear) and throws from its
+ * observers on a bad blockSelector (recording would stop). Node has no CSS parser of its own here.
+ */
+export async function checkPrivacySelectors(page: Page, privacy: PrivacyOptions): Promise<void> {
+  const fields = [
+    ['block_selector', privacy.blockSelector],
+    ['mask_text_selector', privacy.maskTextSelector],
+  ] as const;
+  for (const [field, selector] of fields) {
+    if (selector === undefined) continue;
+    const problem = await page.evaluate((sel) => {
+      try {
+        document.createDocumentFragment().querySelector(sel);
+        return null;
+      } catch (err) {
+        return err instanceof Error ? err.message : String(err);
+      }
+    }, selector);
+    if (problem !== null) throw new PrivacySelectorError(`${field}: not a valid CSS selector (${JSON.stringify(selector)}): ${problem}`);
+  }
+}
+
+type MaskInputOptions = NonNullable<PageRecorderConfig['options']['maskInputOptions']>;
+
+/** Every kind of field whose value rrweb can mask; rrweb's own maskAllInputs forgets hidden inputs. */
+const EVERY_FIELD: MaskInputOptions = Object.assign(
+  {
+    color: true, date: true, 'datetime-local': true, email: true, month: true, number: true, range: true, search: true,
+    tel: true, text: true, time: true, url: true, week: true, textarea: true, select: true, password: true,
+  },
+  { hidden: true },
+);
+
+/**
+ * Field masking. Passwords always; every field with maskAllInputs. With a maskTextSelector, fields
+ * inside a masked element are masked too (the page decides per element, see recorder-entry): a
+ * value typed into a masked area is as private as its text. A <select> there keeps its value, since
+ * masking it would drop which option is chosen; use maskAllInputs or blockSelector for that.
+ */
+function fieldMasking(privacy: PrivacyOptions): Pick<PageRecorderConfig, 'maskInputsWithin'> & { maskInputOptions: MaskInputOptions } {
+  if (privacy.maskAllInputs) return { maskInputOptions: EVERY_FIELD };
+  if (privacy.maskTextSelector) return { maskInputOptions: { ...EVERY_FIELD, select: false }, maskInputsWithin: privacy.maskTextSelector };
+  return { maskInputOptions: { password: true } };
 }
 
 /** The one binding through which a page hands batches of rrweb events to the server. */
@@ -21,10 +96,16 @@ const BINDING = '__domcastEmit';
 const FLUSH_MS = 10;
 const MAX_BATCH = 500;
 
-function recordOptions(quality: VisualQuality): PageRecorderConfig['options'] {
+function recordOptions(quality: VisualQuality, privacy: PrivacyOptions, maskInputOptions: MaskInputOptions): PageRecorderConfig['options'] {
   const common = {
-    // Passwords stay masked (rrweb's default, stated so nobody drops it by accident).
-    maskInputOptions: { password: true },
+    // Passwords stay masked in every case (see fieldMasking).
+    maskInputOptions,
+    blockSelector: blockedSelector(privacy),
+    ...(privacy.maskTextSelector ? { maskTextSelector: privacy.maskTextSelector } : {}),
+    // What a viewer never needs and a hostile page would like replayed: scripts (else rrweb keeps
+    // the element, its text replaced by a placeholder), comments, <meta http-equiv> (refresh, CSP,
+    // cookies), favicons and verification tokens (csrf-token metas).
+    slimDOMOptions: { script: true, comment: true, headFavicon: true, headMetaHttpEquiv: true, headMetaVerification: true },
     inlineStylesheet: true,
     // Viewers must not fetch from the recorded site: images travel as data URLs.
     inlineImages: true,
@@ -49,9 +130,16 @@ function recordOptions(quality: VisualQuality): PageRecorderConfig['options'] {
 let bundle: string | undefined;
 
 /** The init script: config, then the rrweb bundle (guarded to start once, in the top frame). */
-export function recorderScript(quality: VisualQuality): string {
+export function recorderScript(quality: VisualQuality, privacy: PrivacyOptions): string {
   bundle ??= readBuiltAsset('page/recorder.js');
-  const config: PageRecorderConfig = { bindingName: BINDING, flushMs: FLUSH_MS, maxBatch: MAX_BATCH, options: recordOptions(quality) };
+  const { maskInputOptions, ...within } = fieldMasking(privacy);
+  const config: PageRecorderConfig = {
+    bindingName: BINDING,
+    flushMs: FLUSH_MS,
+    maxBatch: MAX_BATCH,
+    ...within,
+    options: recordOptions(quality, privacy, maskInputOptions),
+  };
   return `window.__domcastConfig = ${JSON.stringify(config)};\n${bundle}`;
 }
 
@@ -65,18 +153,21 @@ export interface RecorderHandle {
 /**
  * Injects the recorder into every document of `page` before its own scripts run. Each batch arrives
  * as the JSON text of an array of rrweb events; only the top frame of `page` is accepted.
+ * Throws PrivacySelectorError, before anything is recorded, when a privacy selector is not valid CSS.
  */
 export async function attachRecorder(
   context: BrowserContext,
   page: Page,
   quality: VisualQuality,
+  privacy: PrivacyOptions,
   onBatch: (json: string) => void,
 ): Promise<RecorderHandle> {
+  await checkPrivacySelectors(page, privacy);
   await context.exposeBinding(BINDING, (source, json: unknown) => {
     if (source.page !== page || source.frame !== page.mainFrame() || typeof json !== 'string') return;
     onBatch(json);
   });
-  await context.addInitScript({ content: recorderScript(quality) });
+  await context.addInitScript({ content: recorderScript(quality, privacy) });
   const callPage = async (fn: 'flush' | 'takeFullSnapshot'): Promise<void> => {
     if (page.isClosed()) return;
     await page

@@ -1,5 +1,5 @@
 import type { BrowserContext, Page } from 'playwright-core';
-import { attachRecorder, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
+import { attachRecorder, guardRun, NavigationPolicy, screenshotMasks, type NavigationPolicyOptions, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
 import { BadRequestError, errorMessage, type Logger } from '../common/index.js';
 import { redactInputs, type Session, type SessionRegistry, type StreamMetrics } from '../session/index.js';
 import { runWorkflow, type Workflow } from '../workflow/index.js';
@@ -13,6 +13,32 @@ export interface StartRun {
   stepTimeoutMs?: number;
   /** Kept with the session, secrets redacted. */
   inputs?: Record<string, unknown>;
+}
+
+interface StepInterrupt {
+  reason: string;
+  fatal: boolean;
+}
+
+/**
+ * What fails a run's step in flight from outside it: a refused navigation fails that step; a crashed
+ * page or a dead browser is fatal, failing it and any step after.
+ */
+class Interrupts {
+  private readonly listeners = new Set<(interrupt: StepInterrupt) => void>();
+  fatal: StepInterrupt | undefined;
+
+  trip(reason: string, fatal: boolean): void {
+    const interrupt = { reason, fatal };
+    if (fatal) this.fatal ??= interrupt;
+    for (const listener of [...this.listeners]) listener(interrupt);
+  }
+
+  readonly subscribe = (listener: (interrupt: StepInterrupt) => void): (() => void) => {
+    if (this.fatal) listener(this.fatal);
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  };
 }
 
 interface Active {
@@ -29,6 +55,7 @@ export class RunManager {
   private readonly running = new Set<Promise<void>>();
   private readonly active = new Map<string, Active>();
   private readonly queue: { session: Session; req: StartRun }[] = [];
+  private readonly policy: NavigationPolicy;
 
   constructor(
     private readonly deps: {
@@ -38,8 +65,12 @@ export class RunManager {
       bufferSize: number;
       maxConcurrent: number;
       log: Logger;
+      /** ALLOWED_HOSTS / BLOCKED_HOSTS; without them the built-in refusals (non-http schemes, link-local, cloud metadata) still apply. */
+      navigation?: NavigationPolicyOptions;
     },
-  ) {}
+  ) {
+    this.policy = new NavigationPolicy(deps.navigation);
+  }
 
   get queued(): number {
     return this.queue.length;
@@ -106,17 +137,37 @@ export class RunManager {
       return;
     }
     const context = entry.context;
+    const interrupts = new Interrupts();
+    const browser = context.browser();
+    const browserGone = (): void => interrupts.trip('the browser process exited', true);
+    browser?.on('disconnected', browserGone);
+    let unguard = (): void => {};
     try {
       if (signal.aborted) return;
       const page = await context.newPage();
       entry.page = page;
-      const recorder = req.visual ? await attachRecorder(context, page, req.quality, (json) => session.ingest(json)) : null;
+      page.on('crash', () => {
+        log.error('page crashed');
+        interrupts.trip('the page crashed (renderer process gone)', true);
+      });
+      unguard = await guardRun(context, page, this.policy, log, {
+        onNavigationRefused: ({ url, reason }) => interrupts.trip(`navigation to ${url} refused: ${reason}`, false),
+        onRefused: () => session.refusedRequests++,
+      });
+      const recorder = req.visual
+        ? await attachRecorder(context, page, req.quality, req.privacy, (json) => {
+            const refused = session.ingest(json);
+            if (refused) log.warn({ refused }, 'page batch refused');
+          })
+        : null;
       if (recorder) session.requestSnapshot = () => void recorder.takeFullSnapshot();
-      page.on('crash', () => log.error('page crashed'));
       session.setStatus('running');
       log.info({ workflow: req.workflow.name, steps: req.workflow.steps.length, visual: req.visual }, 'run started');
       const result = await runWorkflow(page, req.workflow, {
         signal,
+        checkNavigation: (url) => this.policy.verify(url),
+        onInterrupt: interrupts.subscribe,
+        screenshotMask: screenshotMasks(req.privacy),
         ...(req.stepTimeoutMs !== undefined ? { stepTimeoutMs: req.stepTimeoutMs } : {}),
         hooks: {
           onStepStart: (i) => session.stepStarted(i),
@@ -125,17 +176,20 @@ export class RunManager {
         },
       });
       // The page's last changes reach viewers before the run is declared over.
-      if (!signal.aborted) await recorder?.flush();
+      if (!signal.aborted && !interrupts.fatal) await recorder?.flush();
       if (result.ok) session.setStatus('succeeded');
       else if (!result.cancelled) session.setStatus('failed', result.error.message);
-      log.info({ status: session.status, error: session.error }, 'run ended');
+      log.info({ status: session.status, error: session.error, refused: session.refusedRequests }, 'run ended');
     } catch (err) {
       if (!signal.aborted) {
-        log.error({ err: errorMessage(err) }, 'run crashed');
-        session.setStatus('failed', errorMessage(err));
+        const reason = interrupts.fatal?.reason ?? errorMessage(err);
+        log.error({ err: reason }, 'run crashed');
+        session.setStatus('failed', reason);
       }
     } finally {
       session.requestSnapshot = () => {};
+      unguard();
+      browser?.off('disconnected', browserGone);
       await context.close().catch(() => undefined);
     }
   }

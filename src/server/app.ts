@@ -43,7 +43,15 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   const registry = new SessionRegistry(config.recordings ? { onCreate: (session) => track(store, session) } : {});
   const metrics = new StreamMetrics();
   const launcher = new BrowserLauncher({ chromiumPath: options.chromiumPath ?? config.chromiumPath, log });
-  const runs = new RunManager({ launcher, registry, metrics, bufferSize: config.eventBufferSize, maxConcurrent: config.maxConcurrentSessions, log });
+  const runs = new RunManager({
+    launcher,
+    registry,
+    metrics,
+    bufferSize: config.eventBufferSize,
+    maxConcurrent: config.maxConcurrentSessions,
+    log,
+    navigation: { allowedHosts: config.allowedHosts, blockedHosts: config.blockedHosts },
+  });
   const viewerTokens = new ViewerTokens(viewerTokenSecret(config), config.viewerTokenTtl);
   const hub = new StreamHub({
     registry,

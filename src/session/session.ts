@@ -41,8 +41,32 @@ export interface SessionEvents {
   status: [];
 }
 
-/** Drops anything a page could send that is not shaped like an rrweb event. */
-export function parseBatch(json: string): { events: WireEvent[]; rejected: number } {
+/**
+ * Largest batch text taken from a page, in UTF-16 units. Our recorder sends at most 500 events per
+ * batch (a big page's first snapshot with inlined images is a few MiB); anything near this is a
+ * page calling the binding itself to make the server parse and keep it.
+ */
+export const MAX_BATCH_CHARS = 64 * 1024 * 1024;
+
+/** Tags of Custom events only the server may write: a page that forges them would fake steps or a status. */
+const SERVER_TAG_PREFIX = 'domcast.';
+
+function isServerCustom(e: WireEvent): boolean {
+  if (e.type !== RrwebEventType.Custom) return false;
+  const tag = (e.data as { tag?: unknown } | null | undefined)?.tag;
+  return typeof tag === 'string' && tag.startsWith(SERVER_TAG_PREFIX);
+}
+
+export interface ParsedBatch {
+  events: WireEvent[];
+  rejected: number;
+  /** Why the batch (or part of it) was refused, when that is worth a log line: oversized, or forged server events. */
+  refused?: string;
+}
+
+/** Drops anything a page could send that is not shaped like an rrweb event, or that only the server may send. */
+export function parseBatch(json: string): ParsedBatch {
+  if (json.length > MAX_BATCH_CHARS) return { events: [], rejected: 1, refused: `batch of ${json.length} chars is over ${MAX_BATCH_CHARS}` };
   let parsed: unknown;
   try {
     parsed = JSON.parse(json);
@@ -51,12 +75,16 @@ export function parseBatch(json: string): { events: WireEvent[]; rejected: numbe
   }
   if (!Array.isArray(parsed)) return { events: [], rejected: 1 };
   const events: WireEvent[] = [];
+  let forged = 0;
   for (const e of parsed as unknown[]) {
     if (e && typeof e === 'object' && typeof (e as WireEvent).type === 'number' && Number.isFinite((e as WireEvent).timestamp)) {
-      events.push(e as WireEvent);
+      if (isServerCustom(e as WireEvent)) forged++;
+      else events.push(e as WireEvent);
     }
   }
-  return { events, rejected: parsed.length - events.length };
+  const result: ParsedBatch = { events, rejected: parsed.length - events.length };
+  if (forged > 0) result.refused = `${forged} page-sent custom event(s) with a reserved ${SERVER_TAG_PREFIX}* tag`;
+  return result;
 }
 
 /** One workflow run: its lifecycle, its steps and, when visual, its event log. */
@@ -81,6 +109,8 @@ export class Session extends EventEmitter<SessionEvents> {
   failedStep: number | null = null;
   /** Set by whoever drives the page: asks it for a fresh checkpoint. */
   requestSnapshot: () => void = () => {};
+  /** Requests and WebSockets of the run's browser refused by the navigation policy. */
+  refusedRequests = 0;
   private readonly metrics: StreamMetrics;
   /** This session's own page → viewer latency (the server-wide figure mixes all sessions). */
   readonly latency = new SampleWindow(512);
@@ -101,13 +131,16 @@ export class Session extends EventEmitter<SessionEvents> {
     return TERMINAL_STATUSES.includes(this.status);
   }
 
-  /** A batch from the page, as JSON text. Appended (and so fanned out) before this returns. */
-  ingest(json: string): void {
-    if (this.finished) return;
-    const { events, rejected } = parseBatch(json);
+  /**
+   * A batch from the page, as JSON text. Appended (and so fanned out) before this returns.
+   * Returns why part of it was refused, if it was, for the caller to log (null otherwise).
+   */
+  ingest(json: string): string | null {
+    if (this.finished) return null;
+    const { events, rejected, refused } = parseBatch(json);
     this.metrics.rejectedEvents += rejected;
     const batch = this.log.append(events);
-    if (!batch) return;
+    if (!batch) return refused ?? null;
     const now = Date.now();
     for (const ts of batch.timestamps) {
       const ms = Math.max(0, now - ts);
@@ -116,6 +149,7 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     this.metrics.totalEventsProcessed += batch.events.length;
     this.metrics.totalBatches++;
+    return refused ?? null;
   }
 
   private custom(tag: string, payload: StepCustomPayload | StatusCustomPayload): void {
@@ -219,6 +253,7 @@ export class Session extends EventEmitter<SessionEvents> {
       outputs: this.outputs,
       events: { total: this.log.totalEvents, retained: this.log.retained, last_seq: this.log.lastSeq, bytes: this.log.totalBytes },
       latency_ms: { average: roundMs(this.latency.average()), p95: roundMs(this.latency.percentile(95)) },
+      refused_requests: this.refusedRequests,
     };
   }
 }

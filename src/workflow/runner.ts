@@ -1,4 +1,4 @@
-import type { Page } from 'playwright-core';
+import type { Locator, Page } from 'playwright-core';
 import { StepError, errorMessage } from '../common/index.js';
 import { locate } from './locate.js';
 import type { Step, Workflow } from './schema.js';
@@ -32,6 +32,54 @@ export interface RunOptions {
   hooks: StepHooks;
   /** Aborting stops the run before its next step; whoever aborts also closes the page. */
   signal?: AbortSignal;
+  /** Rules on a navigation step's URL before the browser is asked to go there; a reason refuses it. */
+  checkNavigation?: (url: string) => Promise<string | null>;
+  /**
+   * Subscribes to interrupts of the step in flight (returns the unsubscribe function). A fatal one
+   * that already happened must be delivered at once, so that no later step starts on a dead page.
+   */
+  onInterrupt?: (listener: (interrupt: Interrupt) => void) => () => void;
+  /** CSS selectors of elements every screenshot covers: what the recording hides must not show in a PNG either. */
+  screenshotMask?: readonly string[];
+}
+
+/** Why the step in flight must fail at once. `fatal`: the page is gone (a crash, a dead browser), so no screenshot either. */
+export interface Interrupt {
+  reason: string;
+  fatal: boolean;
+}
+
+class Interrupted extends Error {
+  constructor(readonly interrupt: Interrupt) {
+    super(interrupt.reason);
+  }
+}
+
+/**
+ * `work`, unless an interrupt comes first: a crashed page would leave the step waiting for its whole
+ * timeout. Interrupted work is left to settle on its own once the page is closed.
+ */
+async function unlessInterrupted<T>(work: Promise<T>, subscribe: RunOptions['onInterrupt']): Promise<T> {
+  if (!subscribe) return work;
+  work.catch(() => undefined);
+  let unsubscribe = (): void => {};
+  const interrupted = new Promise<never>((_, reject) => {
+    unsubscribe = subscribe((interrupt) => reject(new Interrupted(interrupt)));
+  });
+  try {
+    return await Promise.race([work, interrupted]);
+  } finally {
+    unsubscribe();
+  }
+}
+
+/** The fatal interrupt that already happened, if any (a subscription delivers it at once). */
+function fatalSoFar(subscribe: RunOptions['onInterrupt']): Interrupt | undefined {
+  let fatal: Interrupt | undefined;
+  subscribe?.((interrupt) => {
+    if (interrupt.fatal) fatal = interrupt;
+  })();
+  return fatal;
 }
 
 export type RunResult = { ok: true } | { ok: false; cancelled: true } | { ok: false; cancelled: false; error: StepError };
@@ -47,7 +95,12 @@ function selectorOf(step: Step): string | null {
   return typeof css === 'string' && css ? css : null;
 }
 
-async function runStep(page: Page, step: Step, timeout: number): Promise<Done> {
+/** Screenshot options covering `selectors`; `css=` so Playwright never reads one as its text= or XPath syntax. */
+function masked(page: Page, selectors: readonly string[] | undefined): { mask?: Locator[] } {
+  return selectors?.length ? { mask: selectors.map((s) => page.locator(`css=${s}`)) } : {};
+}
+
+async function runStep(page: Page, step: Step, timeout: number, mask: readonly string[] | undefined): Promise<Done> {
   if (step.waitForElement) await page.locator(step.waitForElement).first().waitFor({ state: 'visible', timeout });
   const started = Date.now();
   const left = () => Math.max(1000, timeout - (Date.now() - started));
@@ -104,7 +157,7 @@ async function runStep(page: Page, step: Step, timeout: number): Promise<Done> {
       return { matched, value: (await locator.innerText({ timeout: left() })).trim() };
     }
     case 'screenshot': {
-      return { matched: null, screenshot: await page.screenshot({ fullPage: step.fullPage ?? false, timeout }) };
+      return { matched: null, screenshot: await page.screenshot({ fullPage: step.fullPage ?? false, timeout, ...masked(page, mask) }) };
     }
   }
 }
@@ -121,15 +174,22 @@ export async function runWorkflow(page: Page, workflow: Workflow, options: RunOp
     const started = Date.now();
     hooks.onStepStart(index);
     try {
-      const done = await runStep(page, step, timeout);
+      if (step.type === 'navigation') {
+        const refused = await options.checkNavigation?.(step.url);
+        if (refused) throw new Error(`navigation to ${step.url} refused: ${refused}`);
+      }
+      const done = await unlessInterrupted(runStep(page, step, timeout, options.screenshotMask), options.onInterrupt);
       const produced = done.value !== undefined || done.screenshot !== undefined;
       hooks.onStepEnd(index, { durationMs: Date.now() - started, ...done, ...(produced ? { outputKey: step.output ?? `step_${index}` } : {}) });
     } catch (err) {
       if (signal?.aborted) return { ok: false, cancelled: true };
       const selector = selectorOf(step);
-      const reason = errorMessage(err).split('\n')[0] ?? 'unknown error';
+      // A step may also fail on its own from a crash (Playwright's "Target crashed"): the interrupt says it better.
+      const interrupt = err instanceof Interrupted ? err.interrupt : fatalSoFar(options.onInterrupt);
+      const reason = interrupt?.reason ?? errorMessage(err).split('\n')[0] ?? 'unknown error';
       const error = new StepError(index, selector, `step ${index} (${step.type}${selector ? ` ${selector}` : ''}) failed: ${reason}`, { cause: err });
-      const screenshot = page.isClosed() ? null : await page.screenshot({ timeout: 5000 }).catch(() => null);
+      const pageGone = interrupt?.fatal === true || page.isClosed();
+      const screenshot = pageGone ? null : await page.screenshot({ timeout: 5000, ...masked(page, options.screenshotMask) }).catch(() => null);
       hooks.onStepFail(index, { durationMs: Date.now() - started, error: error.message, selector, screenshot });
       return { ok: false, cancelled: false, error };
     }

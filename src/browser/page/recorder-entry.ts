@@ -10,7 +10,9 @@ export interface PageRecorderConfig {
   bindingName: string;
   flushMs: number;
   maxBatch: number;
-  options: Omit<recordOptions<eventWithTime>, 'emit'>;
+  /** Field values inside elements matching this are masked, besides passwords (functions cannot travel in the JSON config). */
+  maskInputsWithin?: string;
+  options: Omit<recordOptions<eventWithTime>, 'emit' | 'maskInputFn'>;
 }
 
 interface DomcastPageApi {
@@ -25,9 +27,20 @@ declare global {
   }
 }
 
+/** rrweb calls this only for the field types masked in maskInputOptions; it keeps what is not secret in clear. */
+function maskFieldsWithin(selector: string): (text: string, element: HTMLElement) => string {
+  return (text, element) => {
+    // By tag, not instanceof: fields in same-origin iframes belong to another realm.
+    const password = element.tagName === 'INPUT' && ((element as HTMLInputElement).type === 'password' || element.hasAttribute('data-rr-is-password'));
+    return password || element.closest(selector) ? '*'.repeat(text.length) : text;
+  };
+}
+
 function start(config: PageRecorderConfig): void {
   const send = (window as unknown as Record<string, (json: string) => Promise<void>>)[config.bindingName];
   if (typeof send !== 'function') return;
+  // Taken before any page script runs: a page that replaces JSON.stringify must not rewrite what we send.
+  const stringify = JSON.stringify;
   let buffer: eventWithTime[] = [];
   let timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -38,11 +51,12 @@ function start(config: PageRecorderConfig): void {
     const batch = buffer;
     buffer = [];
     // Serialized here so the server gets one string per batch, not a structured-clone walk per event.
-    return send(JSON.stringify(batch)).catch(() => undefined);
+    return send(stringify(batch)).catch(() => undefined);
   };
 
   record({
     ...config.options,
+    ...(config.maskInputsWithin ? { maskInputFn: maskFieldsWithin(config.maskInputsWithin) } : {}),
     emit(event) {
       buffer.push(event);
       if (buffer.length >= config.maxBatch) void flush();
@@ -50,7 +64,12 @@ function start(config: PageRecorderConfig): void {
     },
   });
 
-  window.__domcast = { flush, takeFullSnapshot: () => record.takeFullSnapshot(true) };
+  // Read-only: the server flushes and checkpoints through it, a page script must not swap it out.
+  Object.defineProperty(window, '__domcast', {
+    value: Object.freeze({ flush, takeFullSnapshot: () => record.takeFullSnapshot(true) }),
+    writable: false,
+    configurable: false,
+  });
   window.addEventListener('pagehide', () => void flush());
   document.addEventListener('visibilitychange', () => void flush());
 }
