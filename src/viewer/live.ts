@@ -5,6 +5,7 @@
  */
 import { EventType, IncrementalSource, Replayer, type eventWithTime } from 'rrweb';
 import { CloseCode, PROTOCOL_VERSION, type ServerFrame, type WireEvent } from '../protocol/index.js';
+import { eventCleaner, makeInert } from './inert.js';
 import { fetchRecording, mountReplay, type ReplayHandle } from './replay.js';
 import { $, fitWrapper, renderStatus, sessionId, setConnection, ui, withToken } from './ui.js';
 
@@ -37,6 +38,7 @@ const state = {
 };
 
 let replayer: Replayer | null = null;
+let clean = eventCleaner();
 
 function fit(): void {
   fitWrapper(replayer?.wrapper, state.size);
@@ -44,6 +46,7 @@ function fit(): void {
 
 function newReplayer(): Replayer {
   replayer?.destroy();
+  clean = eventCleaner();
   const r = new Replayer([], {
     root: ui.stage,
     liveMode: true,
@@ -53,6 +56,7 @@ function newReplayer(): Replayer {
     pauseAnimation: false,
     mouseTail: { strokeStyle: 'rgba(99,102,241,.55)', lineWidth: 3, duration: 400 },
   });
+  makeInert(r);
   r.on('resize', (d) => {
     const { width, height } = d as { width: number; height: number };
     state.size = { width, height };
@@ -95,7 +99,7 @@ function forgetBefore(r: Replayer, meta: WireEvent): void {
 function apply(events: WireEvent[]): void {
   const r = replayer ?? (replayer = newReplayer());
   for (const e of events) {
-    r.addEvent(e as eventWithTime);
+    r.addEvent(clean(e) as eventWithTime);
     if (e.type === EventType.IncrementalSnapshot) queueMicrotask(() => moveCursor(r, e));
     else if (e.type === EventType.Meta) queueMicrotask(() => forgetBefore(r, e));
   }

@@ -4,6 +4,7 @@
  */
 import { EventType, Replayer, type eventWithTime } from 'rrweb';
 import { CustomTag, type SessionStatus, type StepCustomPayload, type StepInfo, type WireEvent } from '../protocol/index.js';
+import { eventCleaner, makeInert } from './inert.js';
 import { $, fitWrapper, renderStatus, sessionId, setConnection, ui, withToken } from './ui.js';
 
 interface RunInfo {
@@ -41,7 +42,8 @@ export interface ReplayHandle {
 
 /** A Replayer over `events` in the stage, with the controls bar driving it. Opens at `startAt` (ms), paused. */
 export function mountReplay(events: WireEvent[], startAt: number | 'end'): ReplayHandle {
-  const r = new Replayer(events as eventWithTime[], {
+  const clean = eventCleaner();
+  const r = new Replayer(events.map(clean) as eventWithTime[], {
     root: ui.stage,
     skipInactive: true,
     // rrweb pauses CSS animations while paused: an element that fades in would stay invisible.
@@ -50,6 +52,7 @@ export function mountReplay(events: WireEvent[], startAt: number | 'end'): Repla
     triggerFocus: false,
     mouseTail: { strokeStyle: 'rgba(99,102,241,.55)', lineWidth: 3, duration: 400 },
   });
+  makeInert(r);
   let size = { width: 1280, height: 720 };
   const fit = () => fitWrapper(r.wrapper, size);
   r.on('resize', (d) => {
@@ -125,7 +128,7 @@ export function mountReplay(events: WireEvent[], startAt: number | 'end'): Repla
   return {
     replayer: r,
     addEvents(more) {
-      for (const e of more) r.addEvent(e as eventWithTime);
+      for (const e of more) r.addEvent(clean(e) as eventWithTime);
       queueMicrotask(refresh);
     },
     destroy() {

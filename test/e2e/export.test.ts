@@ -92,7 +92,7 @@ describe('export and import', () => {
   test('domcast replay serves a recording file in our viewer', async () => {
     const run = domcast(['replay', join(work, 'run.json')]);
     try {
-      const url = await waitFor('the viewer URL', () => /(http:\/\/\S+\/viewer)/.exec(run.out())?.[1]);
+      const url = await waitFor('the viewer URL', () => /(http:\/\/\S+\/viewer\?token=\S+)/.exec(run.out())?.[1]);
       const page = await browser.newPage();
       await page.goto(url);
       await waitFor('replay mode', () => page.evaluate(() => document.documentElement.dataset.connection === 'replay'));

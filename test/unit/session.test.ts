@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CustomTag, RrwebEventType, type WireEvent } from '../../src/protocol/index.js';
 import { StreamMetrics } from '../../src/session/metrics.js';
-import { parseBatch, Session } from '../../src/session/session.js';
+import { MAX_BATCH_CHARS, parseBatch, Session } from '../../src/session/session.js';
 
 interface CustomData {
   tag: string;
@@ -76,6 +76,31 @@ describe('parseBatch', () => {
   test('an empty array is no events and no rejections', () => {
     assert.deepEqual(parseBatch('[]'), { events: [], rejected: 0 });
   });
+
+  test('a page cannot forge domcast.* custom events: they are refused and counted, other custom tags pass', () => {
+    const result = parseBatch(
+      JSON.stringify([
+        { type: RrwebEventType.Custom, timestamp: 1, data: { tag: CustomTag.status, payload: { status: 'succeeded' } } },
+        { type: RrwebEventType.Custom, timestamp: 2, data: { tag: CustomTag.step, payload: { phase: 'fail', index: 0 } } },
+        { type: RrwebEventType.Custom, timestamp: 3, data: { tag: 'domcast.anything-else', payload: {} } },
+        { type: RrwebEventType.Custom, timestamp: 4, data: { tag: 'app.checkout', payload: { ok: true } } },
+        { type: RrwebEventType.Custom, timestamp: 5, data: null },
+        { type: RrwebEventType.IncrementalSnapshot, timestamp: 6, data: { tag: 'domcast.step' } },
+      ]),
+    );
+    assert.deepEqual(result.events.map((e) => e.timestamp), [4, 5, 6]);
+    assert.equal(result.rejected, 3);
+    assert.match(result.refused ?? '', /3 page-sent custom event\(s\) with a reserved domcast\.\* tag/);
+  });
+
+  test('a batch over MAX_BATCH_CHARS is refused without being parsed', () => {
+    const huge = `[${' '.repeat(MAX_BATCH_CHARS)}]`;
+    const result = parseBatch(huge);
+    assert.deepEqual(result.events, []);
+    assert.equal(result.rejected, 1);
+    assert.match(result.refused ?? '', /over 67108864/);
+    assert.equal(parseBatch(`[${' '.repeat(MAX_BATCH_CHARS - 2)}]`).refused, undefined, 'the bound itself is accepted');
+  });
 });
 
 describe('Session.ingest', () => {
@@ -127,6 +152,19 @@ describe('Session.ingest', () => {
     newSession({ metrics }).ingest(pageEvents([1]));
     newSession({ metrics }).ingest(pageEvents([1, 2]));
     assert.equal(metrics.totalEventsProcessed, 3);
+  });
+
+  test('says why part of a batch was refused, keeps the rest, and counts the refused events as rejected', () => {
+    const metrics = new StreamMetrics();
+    const session = newSession({ metrics });
+    const forged = { type: RrwebEventType.Custom, timestamp: 2, data: { tag: CustomTag.status, payload: { status: 'failed', error: 'forged' } } };
+    const refused = session.ingest(JSON.stringify([{ type: RrwebEventType.IncrementalSnapshot, timestamp: 1, data: { source: 0 } }, forged]));
+    assert.match(refused ?? '', /reserved domcast/);
+    assert.equal(session.log.lastSeq, 1);
+    assert.deepEqual(customEvents(session), []);
+    assert.equal(session.status, 'queued');
+    assert.equal(metrics.rejectedEvents, 1);
+    assert.equal(session.ingest(pageEvents([3])), null, 'an ordinary batch is not refused');
   });
 
   test('a log past its buffer size asks the session for a snapshot', () => {
