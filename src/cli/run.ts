@@ -7,7 +7,8 @@ import { prepareWorkflow, workflowSchema, type InputValue, type Workflow } from 
 import { startEmbeddedServer } from './embedded.js';
 import { followSteps } from './progress.js';
 
-export const RUN_USAGE = `domcast run <workflow.json> [--input name=value …] [--visual] [--quality standard|high] [--timeout ms] [--keep-serving]`;
+export const RUN_USAGE = `domcast run <workflow.json> [--input name=value …] [--visual] [--quality standard|high] [--timeout ms] [--keep-serving]
+               [--mask-all-inputs] [--mask-text <css>] [--block <css>]`;
 
 /** A usage mistake: exit code 2, and the message says what to fix. */
 export class UsageError extends DomcastError {
@@ -76,6 +77,9 @@ export async function runCommand(argv: string[]): Promise<number> {
       quality: { type: 'string', default: 'standard' },
       timeout: { type: 'string' },
       'keep-serving': { type: 'boolean', default: false },
+      'mask-all-inputs': { type: 'boolean', default: false },
+      'mask-text': { type: 'string' },
+      block: { type: 'string' },
     },
   });
   if (positionals.length !== 1) throw new UsageError(`expected one workflow file\nusage: ${RUN_USAGE}`);
@@ -99,7 +103,12 @@ export async function runCommand(argv: string[]): Promise<number> {
   const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env, ...(values.visual ? {} : { PORT: '0' }) });
   const { server } = await startEmbeddedServer(config, log);
   try {
-    const session = server.deps.runs.start({ workflow, inputs, visual: values.visual, quality, privacy: { maskAllInputs: false }, ...(timeout !== undefined ? { stepTimeoutMs: timeout } : {}) });
+    const privacy = {
+      maskAllInputs: values['mask-all-inputs'],
+      ...(values['mask-text'] ? { maskTextSelector: values['mask-text'] } : {}),
+      ...(values.block ? { blockSelector: values.block } : {}),
+    };
+    const session = server.deps.runs.start({ workflow, inputs, visual: values.visual, quality, privacy, ...(timeout !== undefined ? { stepTimeoutMs: timeout } : {}) });
     log(`Running "${workflow.name}" (${workflow.steps.length} steps)`);
     const viewerUrl = values.visual ? await server.viewerUrl(session.id) : null;
     if (viewerUrl) log(`Watch it live: ${viewerUrl}`);

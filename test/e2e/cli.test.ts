@@ -40,6 +40,12 @@ describe('domcast run', () => {
     assert.equal(result.outputs.after_text, 'clicked Other action');
   });
 
+  test('privacy flags reach the run: an invalid --block selector fails it before its first step, naming the field', async () => {
+    const { code, stderr } = await domcast(['run', shop, '-i', `base_url=${pages.url}`, '-i', 'qty=1', '-i', 'size=Small', '-i', 'gift=no', '--visual', '--mask-all-inputs', '--block', '.card[']);
+    assert.equal(code, 1);
+    assert.match(stderr, /block_selector: not a valid CSS selector/);
+  });
+
   test('a failing run prints its failed step and exits 1', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'domcast-cli-'));
     const file = join(dir, 'broken.json');
