@@ -15,7 +15,7 @@ import { ViewerTokens, viewerTokenSecret } from './viewer-tokens.js';
 import { registerExecute } from './routes/execute.js';
 import { registerHealth } from './routes/health.js';
 import { registerSessions } from './routes/sessions.js';
-import { registerViewer } from './routes/viewer.js';
+import { registerViewer, viewerErrorPage } from './routes/viewer.js';
 import { registerRecordings } from './routes/recordings.js';
 
 export interface Server {
@@ -88,7 +88,17 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
 
   // Every error leaves as JSON {error}; a client's mistake is a 4xx that says what was wrong.
   app.setErrorHandler((err: FastifyError | BadRequestError, req, reply) => {
-    if (err instanceof BadRequestError) return reply.code(err.statusCode).send({ error: err.message, code: err.code });
+    if (err instanceof BadRequestError) {
+      // A person who opened a viewer link gets a page that says why, not JSON.
+      if (req.routeOptions.config.access === 'viewer-only' && /\btext\/html\b/.test(String(req.headers.accept ?? ''))) {
+        return reply
+          .code(err.statusCode)
+          .header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'")
+          .type('text/html; charset=utf-8')
+          .send(viewerErrorPage(err.statusCode, err.message));
+      }
+      return reply.code(err.statusCode).send({ error: err.message, code: err.code });
+    }
     const status = err.statusCode ?? 500;
     if (status >= 500) {
       req.log.error({ err, url: req.url }, 'request failed');

@@ -138,6 +138,18 @@ describe('viewer tokens', () => {
     assert.equal((await call(server, 'GET', `${path}?token=${await server.deps.viewerTokens.issue(session.id)}`)).status, 200);
   });
 
+  test('a browser opening a bad viewer link gets a page that says why; API clients get JSON', async () => {
+    const session = addSession(server);
+    const res = await server.app.inject({ method: 'GET', url: `/workflows/visual/${session.id}/viewer?token=x.y.z`, headers: { accept: 'text/html,application/xhtml+xml' } });
+    assert.equal(res.statusCode, 401);
+    assert.match(String(res.headers['content-type']), /^text\/html/);
+    assert.match(res.body, /This viewer link does not work/);
+    assert.match(res.body, /invalid viewer token/);
+    assert.match(String(res.headers['content-security-policy']), /default-src 'none'/);
+    const json = await call(server, 'GET', `/workflows/visual/${session.id}/viewer?token=x.y.z`);
+    assert.equal(json.body.error, 'invalid viewer token');
+  });
+
   test('a token reads its own session (status, events, screenshots) and nothing else', async () => {
     const session = addSession(server);
     const other = addSession(server);

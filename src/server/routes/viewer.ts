@@ -21,6 +21,20 @@ export const VIEWER_CSP = [
   "frame-ancestors 'self'",
 ].join('; ');
 
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/** What a person who opened a viewer link sees when it cannot be shown: the reason, in words. */
+export function viewerErrorPage(status: number, message: string): string {
+  const title = status === 401 ? 'This viewer link does not work' : 'Nothing to watch here';
+  const hint = status === 401 ? 'Ask whoever shared it for a fresh link (links expire after a while).' : 'The run may have been deleted, or the link is mistyped.';
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>domcast · ${escapeHtml(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{margin:0;min-height:100vh;display:grid;place-items:center;background:#0b1120;color:#e2e8f0;font:15px/1.5 system-ui,sans-serif}
+main{max-width:32rem;padding:2rem;border:1px solid #1e293b;border-radius:12px;background:#0f172a}h1{font-size:1.15rem;margin:0 0 .5rem}
+p{margin:.25rem 0;color:#94a3b8}code{color:#fca5a5}</style></head>
+<body><main><h1>${escapeHtml(title)}</h1><p><code>${escapeHtml(message)}</code></p><p>${hint}</p></main></body></html>`;
+}
+
 const ASSETS: Record<string, { file: string; type: string }> = {
   'viewer.js': { file: 'viewer/viewer.js', type: 'text/javascript; charset=utf-8' },
   'viewer.css': { file: 'viewer/viewer.css', type: 'text/css; charset=utf-8' },
