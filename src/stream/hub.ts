@@ -6,6 +6,7 @@ import type { Logger } from '../common/index.js';
 import { CloseCode } from '../protocol/index.js';
 import type { Batch, Session, SessionRegistry } from '../session/index.js';
 import { endFrame, eventsFrame, helloFrame, pingFrame, resetFrame, statusFrame } from './frames.js';
+import { NEGOTIATE_ONLY, sendShared } from './shared-deflate.js';
 
 /** Why a viewer may not connect (a close code and its reason), or null when it may. */
 export type Authorize = (sessionId: string, token: string | null, req: IncomingMessage) => Promise<{ code: number; reason: string } | null>;
@@ -72,7 +73,7 @@ class Channel {
         v.lagging = true;
         continue;
       }
-      v.ws.send(frame, { binary: false });
+      sendShared(v.ws, frame);
       sum += frame.length;
     }
     this.buffered = sum;
@@ -80,14 +81,14 @@ class Channel {
 
   private status(): void {
     const frame = statusFrame(this.session);
-    for (const v of this.viewers) v.ws.send(frame, { binary: false });
+    for (const v of this.viewers) sendShared(v.ws, frame);
     if (this.session.finished) for (const v of [...this.viewers]) this.end(v);
   }
 
   /** Everything is delivered (sends are queued in order): say so and close (normally, unless the server is going). */
   end(v: Viewer): void {
     if (v.lagging) this.reset(v);
-    v.ws.send(endFrame(this.session));
+    sendShared(v.ws, endFrame(this.session));
     if (this.hub.shuttingDown) v.ws.close(CloseCode.goingAway, 'server shutting down');
     else v.ws.close(CloseCode.normal, 'session ended');
     this.remove(v);
@@ -95,7 +96,7 @@ class Channel {
 
   reset(v: Viewer): void {
     v.lagging = false;
-    v.ws.send(resetFrame(this.session.log), { binary: false });
+    sendShared(v.ws, resetFrame(this.session.log));
   }
 
   remove(v: Viewer): void {
@@ -133,7 +134,8 @@ export class StreamHub {
     noServer: true,
     // Frames past this never reach us (ws closes with 1009); smaller ones over our limit get a reason.
     maxPayload: 16 * MAX_INBOUND_BYTES,
-    perMessageDeflate: { threshold: 1024, serverMaxWindowBits: 15, concurrencyLimit: 4 },
+    // Negotiated here, but compressed by sendShared: once per frame, not once per viewer.
+    perMessageDeflate: NEGOTIATE_ONLY,
   });
   private readonly channels = new Map<string, Channel>();
   private connections = 0;
@@ -245,7 +247,7 @@ export class StreamHub {
       if (typeof message !== 'object' || message === null || (message as { t?: unknown }).t !== 'ping') {
         return this.refuse(ws, CloseCode.badRequest, 'unknown message; the only one is {"t":"ping"}');
       }
-      if (ws.readyState === ws.OPEN) ws.send(pingFrame());
+      sendShared(ws, pingFrame());
     });
   }
 
@@ -264,17 +266,17 @@ export class StreamHub {
     const viewer: Viewer = { ws, lagging: false, alive: true };
     ws.on('pong', () => (viewer.alive = true));
 
-    ws.send(helloFrame(session, this.epoch, this.options.recordings));
+    sendShared(ws, helloFrame(session, this.epoch, this.options.recordings));
     const channel = session.finished ? null : this.channel(session);
     const sameEpoch = params.get('epoch') === this.epoch;
     const slice = since !== null && sameEpoch ? session.log.since(since) : null;
     if (slice) {
-      if (slice.events.length > 0) ws.send(eventsFrame('events', slice), { binary: false });
+      if (slice.events.length > 0) sendShared(ws, eventsFrame('events', slice));
     } else if (session.log.lastSeq > 0) {
-      ws.send(resetFrame(session.log), { binary: false });
+      sendShared(ws, resetFrame(session.log));
     }
     if (!channel) {
-      ws.send(endFrame(session));
+      sendShared(ws, endFrame(session));
       if (this.shuttingDown) ws.close(CloseCode.goingAway, 'server shutting down');
       else ws.close(CloseCode.normal, 'session ended');
       return;
@@ -298,7 +300,7 @@ export class StreamHub {
 
   /** Liveness: protocol pings (two unanswered and the viewer is dropped) and app pings carrying server time. */
   private tick(): void {
-    const ping = pingFrame();
+    const ping = Buffer.from(pingFrame());
     for (const channel of this.channels.values()) {
       for (const v of channel.viewers) {
         if (!v.alive) {
@@ -307,7 +309,7 @@ export class StreamHub {
         }
         v.alive = false;
         v.ws.ping();
-        v.ws.send(ping);
+        sendShared(v.ws, ping);
       }
     }
   }
