@@ -1,0 +1,263 @@
+/**
+ * The WebSocket client under each load-bench viewer, in two interchangeable implementations:
+ *
+ * - `raw` (the default): a minimal RFC 6455 client on a plain TCP socket that offers
+ *   permessage-deflate as browsers do (`permessage-deflate; client_max_window_bits`) and inflates
+ *   with context takeover, synchronously: each message is inflated on its own with the previous
+ *   32 KiB of inflated output as the dictionary, which for raw deflate is exactly the sliding window
+ *   the server's compressor refers back to. With 1,000 viewers in one process, `ws`'s client
+ *   inflates every compressed message on the libuv thread pool and the hops cost more than the
+ *   inflating: the client process then saturates a core long before the server does.
+ * - `ws`: the `ws` package's client, for cross-checking the raw one (BENCH_CLIENT=ws).
+ *
+ * Both report text messages as Buffers, answer pings, and can stop reading (slow viewers) while
+ * still sending unsolicited pongs, which keep the server's heartbeat satisfied.
+ */
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { constants as zlib, inflateRawSync } from 'node:zlib';
+import WebSocket from 'ws';
+
+export interface ViewerSocket {
+  /** The close code the server sent (1006 when the connection ended without one). */
+  readonly closed: Promise<number>;
+  /** TCP bytes read so far: frames as they crossed the wire. */
+  wireBytesRead(): number;
+  /** Stop reading (the kernel's buffers fill, then the server's). */
+  pause(): void;
+  resume(): void;
+  /** An unsolicited pong (RFC 6455 §5.5.3): a heartbeat that needs no reading. */
+  pong(): void;
+  terminate(): void;
+}
+
+export interface OpenOptions {
+  /** Offer permessage-deflate (browsers always do). */
+  deflate: boolean;
+  /** Every text or binary message, whole and inflated, from the first one on. */
+  onMessage: (data: Buffer) => void;
+}
+
+export type ClientKind = 'raw' | 'ws';
+
+export function openSocket(kind: ClientKind, url: string, options: OpenOptions): Promise<ViewerSocket> {
+  return kind === 'ws' ? openWs(url, options) : RawSocket.open(url, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function openWs(url: string, options: OpenOptions): Promise<ViewerSocket> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { perMessageDeflate: options.deflate });
+    let socket: Socket | null = null;
+    const vs: ViewerSocket = {
+      closed: new Promise((done) => ws.on('close', (code) => done(code))),
+      wireBytesRead: () => socket?.bytesRead ?? 0,
+      pause: () => ws.pause(),
+      resume: () => ws.resume(),
+      pong: () => {
+        if (ws.readyState === WebSocket.OPEN) ws.pong();
+      },
+      terminate: () => ws.terminate(),
+    };
+    ws.on('upgrade', (res) => (socket = res.socket));
+    ws.on('message', (data: Buffer) => options.onMessage(data));
+    ws.once('open', () => resolve(vs));
+    ws.on('error', reject);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+
+const OP_CONTINUATION = 0x0;
+const OP_CLOSE = 0x8;
+const OP_PING = 0x9;
+const OP_PONG = 0xa;
+/** What a sync-flushed deflate block ends with; permessage-deflate strips it from each message (RFC 7692 §7.2.1). */
+const DEFLATE_TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+
+const UPGRADE_TIMEOUT_MS = 20_000;
+/** The LZ77 window of deflate with 15 window bits: how far back a compressed message may refer. */
+const WINDOW_BYTES = 32 * 1024;
+
+class RawSocket implements ViewerSocket {
+  readonly closed: Promise<number>;
+  private closeCode = 1006;
+  private deflate = false;
+  /** The latest WINDOW_BYTES of inflated output: the context a compressed message may refer to. */
+  private window = Buffer.alloc(0);
+  /** Received bytes not yet parsed into frames. */
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+  /** A fragmented message being assembled. */
+  private fragments: Buffer[] = [];
+  private fragmentedCompressed = false;
+
+  private constructor(
+    private readonly socket: Socket,
+    private readonly onMessage: (data: Buffer) => void,
+  ) {
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve(this.closeCode)));
+    socket.on('error', () => socket.destroy());
+  }
+
+  static open(url: string, options: OpenOptions): Promise<ViewerSocket> {
+    const u = new URL(url);
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(u.port), u.hostname);
+      socket.setNoDelay(true);
+      const raw = new RawSocket(socket, options.onMessage);
+      let head = Buffer.alloc(0);
+      const onHandshake = (chunk: Buffer): void => {
+        head = Buffer.concat([head, chunk]);
+        const end = head.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        socket.off('data', onHandshake);
+        clearTimeout(timer);
+        const lines = head.subarray(0, end).toString('latin1').split('\r\n');
+        if (!/^HTTP\/1\.1 101 /.test(lines[0] ?? '')) {
+          socket.destroy();
+          reject(new Error(`upgrade refused: ${lines[0] ?? 'no status line'}`));
+          return;
+        }
+        const extensions = lines.find((l) => /^sec-websocket-extensions:/i.test(l)) ?? '';
+        raw.deflate = /permessage-deflate/i.test(extensions);
+        socket.on('data', (data: Buffer) => raw.receive(data));
+        resolve(raw);
+        const rest = head.subarray(end + 4);
+        if (rest.length > 0) raw.receive(rest);
+      };
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`no upgrade within ${UPGRADE_TIMEOUT_MS} ms`));
+      }, UPGRADE_TIMEOUT_MS);
+      socket.once('close', () => clearTimeout(timer));
+      socket.on('data', onHandshake);
+      socket.once('error', reject);
+      socket.once('close', () => reject(new Error('connection closed during the upgrade')));
+      socket.write(
+        `GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+          `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n` +
+          (options.deflate ? 'Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n' : '') +
+          '\r\n',
+      );
+    });
+  }
+
+  wireBytesRead(): number {
+    return this.socket.bytesRead;
+  }
+
+  pause(): void {
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+  }
+
+  pong(): void {
+    this.sendControl(OP_PONG, Buffer.alloc(0));
+  }
+
+  terminate(): void {
+    this.socket.destroy();
+  }
+
+  private receive(data: Buffer): void {
+    this.chunks.push(data);
+    this.buffered += data.length;
+    try {
+      for (;;) {
+        const frame = this.nextFrame();
+        if (!frame) return;
+        this.onFrame(frame.fin, frame.rsv1, frame.opcode, frame.payload);
+      }
+    } catch (err) {
+      // A frame this client cannot read (bad deflate data, say) or a handler that threw: the viewer is done.
+      process.stderr.write(`[load-socket] ${err instanceof Error ? err.message : String(err)}\n`);
+      this.closeCode = 1002;
+      this.socket.destroy();
+    }
+  }
+
+  /** Takes exactly `n` buffered bytes. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0];
+    let out: Buffer;
+    if (first && first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      const all = Buffer.concat(this.chunks, this.buffered);
+      out = all.subarray(0, n);
+      this.chunks = all.length > n ? [all.subarray(n)] : [];
+    }
+    this.buffered -= n;
+    return out;
+  }
+
+  /** The next whole frame, or null until more bytes arrive. Server frames are never masked. */
+  private nextFrame(): { fin: boolean; rsv1: boolean; opcode: number; payload: Buffer } | null {
+    if (this.buffered < 2) return null;
+    const head = this.chunks[0] && this.chunks[0].length >= 10 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
+    if (head !== this.chunks[0]) this.chunks = [head];
+    const b0 = head[0] ?? 0;
+    const b1 = head[1] ?? 0;
+    let length = b1 & 0x7f;
+    let offset = 2;
+    if (length === 126) {
+      if (this.buffered < 4) return null;
+      length = head.readUInt16BE(2);
+      offset = 4;
+    } else if (length === 127) {
+      if (this.buffered < 10) return null;
+      length = Number(head.readBigUInt64BE(2));
+      offset = 10;
+    }
+    if (this.buffered < offset + length) return null;
+    this.take(offset);
+    return { fin: (b0 & 0x80) !== 0, rsv1: (b0 & 0x40) !== 0, opcode: b0 & 0x0f, payload: this.take(length) };
+  }
+
+  private onFrame(fin: boolean, rsv1: boolean, opcode: number, payload: Buffer): void {
+    if (opcode === OP_PING) return this.sendControl(OP_PONG, payload);
+    if (opcode === OP_PONG) return;
+    if (opcode === OP_CLOSE) {
+      this.closeCode = payload.length >= 2 ? payload.readUInt16BE(0) : 1005;
+      this.sendControl(OP_CLOSE, payload.subarray(0, 2));
+      this.socket.end();
+      return;
+    }
+    if (opcode !== OP_CONTINUATION) this.fragmentedCompressed = rsv1;
+    if (!fin) {
+      this.fragments.push(payload);
+      return;
+    }
+    const whole = this.fragments.length > 0 ? Buffer.concat([...this.fragments, payload]) : payload;
+    this.fragments = [];
+    if (!this.fragmentedCompressed) return this.onMessage(whole);
+    this.onMessage(this.inflate(whole));
+  }
+
+  private inflate(data: Buffer): Buffer {
+    if (!this.deflate) throw new Error('a compressed frame on a connection without permessage-deflate');
+    const out = inflateRawSync(Buffer.concat([data, DEFLATE_TAIL]), {
+      windowBits: 15,
+      finishFlush: zlib.Z_SYNC_FLUSH,
+      ...(this.window.length > 0 ? { dictionary: this.window } : {}),
+    });
+    this.window = out.length >= WINDOW_BYTES ? out.subarray(out.length - WINDOW_BYTES) : Buffer.concat([this.window, out]).subarray(-WINDOW_BYTES);
+    return out;
+  }
+
+  /** Client frames are masked (RFC 6455 §5.3). */
+  private sendControl(opcode: number, payload: Buffer): void {
+    if (this.socket.destroyed || !this.socket.writable) return;
+    const mask = randomBytes(4);
+    const masked = Buffer.alloc(payload.length);
+    for (let i = 0; i < payload.length; i++) masked[i] = (payload[i] ?? 0) ^ (mask[i % 4] ?? 0);
+    this.socket.write(Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | payload.length]), mask, masked]));
+  }
+}
