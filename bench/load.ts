@@ -58,7 +58,7 @@ const SESSIONS_EVERY = envInt('BENCH_SESSIONS_EVERY', 10, 1, 100);
 /** Processes the viewers are spread over. */
 const CLIENT_PROCESSES = envInt('BENCH_CLIENT_PROCESSES', 2, 1, 8);
 /** Log lines the heavy page appends every 100 ms (slow-consumer scenarios). */
-const HEAVY_LINES = envInt('BENCH_HEAVY_LINES', 280, 1, 2000);
+const HEAVY_LINES = envInt('BENCH_HEAVY_LINES', 200, 1, 2000);
 
 /** The server's settings for this bench: limits high enough for the crowd, no API key. */
 const SERVER_ENV = {
