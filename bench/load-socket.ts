@@ -84,6 +84,8 @@ class RawSocket implements ViewerSocket {
   readonly closed: Promise<number>;
   private closeCode = 1006;
   private deflate = false;
+  /** The server said `server_no_context_takeover`: each message inflates on its own, no window to keep. */
+  private noContext = false;
   /** The latest WINDOW_BYTES of inflated output: the context a compressed message may refer to. */
   private window = Buffer.alloc(0);
   /** Received bytes not yet parsed into frames. */
@@ -122,6 +124,7 @@ class RawSocket implements ViewerSocket {
         }
         const extensions = lines.find((l) => /^sec-websocket-extensions:/i.test(l)) ?? '';
         raw.deflate = /permessage-deflate/i.test(extensions);
+        raw.noContext = /server_no_context_takeover/i.test(extensions);
         socket.on('data', (data: Buffer) => raw.receive(data));
         resolve(raw);
         const rest = head.subarray(end + 4);
@@ -246,9 +249,10 @@ class RawSocket implements ViewerSocket {
     const out = inflateRawSync(Buffer.concat([data, DEFLATE_TAIL]), {
       windowBits: 15,
       finishFlush: zlib.Z_SYNC_FLUSH,
-      ...(this.window.length > 0 ? { dictionary: this.window } : {}),
+      ...(this.window.length > 0 && !this.noContext ? { dictionary: this.window } : {}),
     });
-    this.window = out.length >= WINDOW_BYTES ? out.subarray(out.length - WINDOW_BYTES) : Buffer.concat([this.window, out]).subarray(-WINDOW_BYTES);
+    // As a browser does: with context takeover the window carries over; without, nothing is kept.
+    if (!this.noContext) this.window = out.length >= WINDOW_BYTES ? out.subarray(out.length - WINDOW_BYTES) : Buffer.concat([this.window, out]).subarray(-WINDOW_BYTES);
     return out;
   }
 

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../common/index.js';
 import { CloseCode } from '../protocol/index.js';
-import type { Batch, Session, SessionRegistry } from '../session/index.js';
+import type { Batch, Session, SessionRegistry, Slice } from '../session/index.js';
 import { endFrame, eventsFrame, helloFrame, pingFrame, resetFrame, statusFrame } from './frames.js';
 import { NEGOTIATE_ONLY, sendShared } from './shared-deflate.js';
 
@@ -43,7 +43,17 @@ interface Viewer {
   /** Set while the socket is backed up; such a viewer gets a `reset` once it drains. */
   lagging: boolean;
   alive: boolean;
+  /** The seq this viewer needs next: events before it reached it already (in its reset, resume slice or a frame). */
+  next: number;
 }
+
+/**
+ * With this many viewers or more, batches that arrive within COALESCE_MS go out as one frame: a
+ * crowd gets fewer, larger messages (each costs every viewer a wake-up and the server a write per
+ * socket), for at most COALESCE_MS of added delay. Smaller audiences get every batch at once.
+ */
+const COALESCE_MIN_VIEWERS = 100;
+const COALESCE_MS = 40;
 
 /** All viewers of one session; each batch is framed once and the same bytes go to every viewer. */
 class Channel {
@@ -55,15 +65,35 @@ class Channel {
     readonly session: Session,
     private readonly hub: StreamHub,
   ) {
-    this.unsubscribe = session.log.subscribe((batch) => this.broadcast(batch));
+    this.unsubscribe = session.log.subscribe((batch) => this.onBatch(batch));
     session.on('status', this.onStatus);
   }
 
   /** Unsent bytes of this channel's viewers, as of its last broadcast. */
   buffered = 0;
+  /** Events appended to the log but not yet sent (coalescing for a crowd); contiguous seqs from `from`. */
+  private pending: { from: number; events: string[] } | null = null;
+  private flushTimer: NodeJS.Timeout | null = null;
 
-  private broadcast(batch: Batch): void {
-    const frame = eventsFrame('events', batch);
+  private onBatch(batch: Batch): void {
+    if (!this.pending && this.viewers.size < COALESCE_MIN_VIEWERS) return this.broadcast(batch);
+    if (this.pending) this.pending.events.push(...batch.events);
+    else this.pending = { from: batch.from, events: [...batch.events] };
+    this.flushTimer ??= setTimeout(() => this.flush(), COALESCE_MS);
+  }
+
+  /** Sends what is pending now (before a status, an end, or when the coalescing window closes). */
+  flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    const pending = this.pending;
+    this.pending = null;
+    if (pending) this.broadcast(pending);
+  }
+
+  private broadcast(slice: Slice): void {
+    const frame = eventsFrame('events', slice);
+    const to = slice.from + slice.events.length - 1;
     let sum = 0;
     for (const v of this.viewers) sum += v.ws.bufferedAmount;
     const bound = this.hub.boundFor(this.hub.bufferedBesides(this) + sum);
@@ -73,13 +103,18 @@ class Channel {
         v.lagging = true;
         continue;
       }
-      sendShared(v.ws, frame);
-      sum += frame.length;
+      if (v.next > to) continue; // joined after these events were logged: its reset had them
+      // Joined halfway through a coalesced slice: only the rest, in a frame of its own.
+      const own = v.next > slice.from ? eventsFrame('events', { from: v.next, events: slice.events.slice(v.next - slice.from) }) : frame;
+      sendShared(v.ws, own);
+      v.next = to + 1;
+      sum += own.length;
     }
     this.buffered = sum;
   }
 
   private status(): void {
+    this.flush();
     const frame = statusFrame(this.session);
     for (const v of this.viewers) sendShared(v.ws, frame);
     if (this.session.finished) for (const v of [...this.viewers]) this.end(v);
@@ -97,6 +132,7 @@ class Channel {
   reset(v: Viewer): void {
     v.lagging = false;
     sendShared(v.ws, resetFrame(this.session.log));
+    v.next = this.session.log.lastSeq + 1;
   }
 
   remove(v: Viewer): void {
@@ -106,6 +142,8 @@ class Channel {
   }
 
   close(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.pending = null;
     this.unsubscribe();
     this.session.off('status', this.onStatus);
     this.hub.channelClosed(this);
@@ -263,7 +301,7 @@ export class StreamHub {
       since = Number(sinceParam);
     }
 
-    const viewer: Viewer = { ws, lagging: false, alive: true };
+    const viewer: Viewer = { ws, lagging: false, alive: true, next: 1 };
     ws.on('pong', () => (viewer.alive = true));
 
     sendShared(ws, helloFrame(session, this.epoch, this.options.recordings));
@@ -275,6 +313,8 @@ export class StreamHub {
     } else if (session.log.lastSeq > 0) {
       sendShared(ws, resetFrame(session.log));
     }
+    // Both reach the end of the log, events still waiting in the channel's coalescing buffer included.
+    viewer.next = session.log.lastSeq + 1;
     if (!channel) {
       sendShared(ws, endFrame(session));
       if (this.shuttingDown) ws.close(CloseCode.goingAway, 'server shutting down');

@@ -21,8 +21,11 @@ import type { WebSocket } from 'ws';
 /** Frames shorter than this go uncompressed: deflate without context gains little on them. */
 export const COMPRESS_MIN_BYTES = 1024;
 
-/** For `new WebSocketServer({ perMessageDeflate })`: negotiate the extension, but never compress in ws. */
-export const NEGOTIATE_ONLY = { threshold: Number.MAX_SAFE_INTEGER, serverMaxWindowBits: 15 } as const;
+/**
+ * For `new WebSocketServer({ perMessageDeflate })`: negotiate the extension, but never compress in
+ * ws; and say `server_no_context_takeover`, which is what we do, so clients need not keep a window.
+ */
+export const NEGOTIATE_ONLY = { threshold: Number.MAX_SAFE_INTEGER, serverMaxWindowBits: 15, serverNoContextTakeover: true } as const;
 
 interface FrameOptions {
   fin: boolean;

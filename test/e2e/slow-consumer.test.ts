@@ -1,55 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import WebSocket from 'ws';
-import type { ServerFrame } from '../../src/protocol/index.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createLogger } from '../../src/common/index.js';
 import { SessionRegistry, StreamMetrics, type Session } from '../../src/session/index.js';
 import { StreamHub } from '../../src/stream/index.js';
+import { SeqViewer } from '../helpers/seq-viewer.js';
 import { startStack, streamUrl, waitFor, type Stack } from '../helpers/stack.js';
-
-/** A viewer that keeps only what these tests check: seqs in order, resets, frames. */
-class SeqViewer {
-  lastSeq = 0;
-  resets = 0;
-  gaps = 0;
-  duplicates = 0;
-  readonly ws: WebSocket;
-
-  constructor(url: string) {
-    // No compression, so the bytes queued for it are the bytes sent (random payloads would not shrink anyway).
-    this.ws = new WebSocket(url, { perMessageDeflate: false });
-    this.ws.on('message', (data) => {
-      const frame = JSON.parse(data.toString()) as ServerFrame;
-      if (frame.t === 'reset') {
-        this.resets++;
-        this.lastSeq = frame.from + frame.events.length - 1;
-      } else if (frame.t === 'events') {
-        if (frame.from > this.lastSeq + 1) this.gaps++;
-        if (frame.from <= this.lastSeq) this.duplicates++;
-        this.lastSeq = Math.max(this.lastSeq, frame.from + frame.events.length - 1);
-      }
-    });
-  }
-
-  opened(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.ws.once('open', () => resolve());
-      this.ws.once('error', reject);
-    });
-  }
-
-  /** Stops reading its socket: the server's sends pile up, as with a frozen or very slow client. */
-  stall(): void {
-    (this.ws as unknown as { _socket: { pause(): void } })._socket.pause();
-  }
-
-  resume(): void {
-    (this.ws as unknown as { _socket: { resume(): void } })._socket.resume();
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
