@@ -52,7 +52,7 @@ interface Viewer {
  * crowd gets fewer, larger messages (each costs every viewer a wake-up and the server a write per
  * socket), for at most COALESCE_MS of added delay. Smaller audiences get every batch at once.
  */
-const COALESCE_MIN_VIEWERS = 100;
+const COALESCE_MIN_VIEWERS = 250;
 const COALESCE_MS = 40;
 
 /** All viewers of one session; each batch is framed once and the same bytes go to every viewer. */

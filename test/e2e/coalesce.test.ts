@@ -21,7 +21,7 @@ describe('a crowd of viewers', () => {
 
   test('gets batches that arrive close together as one frame, and every viewer, early or joining mid-window, every seq once', async () => {
     const url = await streamUrl(stack, session.id);
-    const crowd = Array.from({ length: 120 }, () => new SeqViewer(url));
+    const crowd = Array.from({ length: 260 }, () => new SeqViewer(url));
     await Promise.all(crowd.map((v) => v.opened()));
     await waitFor('all joined', () => crowd.every((v) => v.resets === 1));
 
