@@ -1,7 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { BrowserLauncher } from '../browser/index.js';
 import { BadRequestError, createLogger, type Logger } from '../common/index.js';
-import { CloseCode, visualPath } from '../protocol/index.js';
+import { CloseCode } from '../protocol/index.js';
 import { RunManager } from '../runs/index.js';
 import { SessionRegistry, StreamMetrics } from '../session/index.js';
 import { SqliteStore, track } from '../store/index.js';
@@ -132,7 +132,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
     app,
     deps,
     async viewerUrl(sessionId) {
-      return `${base}${visualPath(sessionId)}/viewer?token=${encodeURIComponent(await viewerTokens.issue(sessionId))}`;
+      return (await viewerTokens.links(sessionId, base, base.replace(/^http/, 'ws'))).viewerUrl;
     },
     async listen() {
       await app.listen({ port: config.port, host: config.host });

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errors, jwtVerify, SignJWT } from 'jose';
+import { visualPath } from '../protocol/index.js';
 import type { Config } from './config.js';
 
 const ISSUER = 'domcast';
@@ -31,6 +32,13 @@ export class ViewerTokens {
       .setIssuedAt()
       .setExpirationTime(`${this.ttlSeconds}s`)
       .sign(this.secret);
+  }
+
+  /** A session's viewer page and stream URLs on `httpBase` / `wsBase`, carrying a fresh token, and when it expires. */
+  async links(sessionId: string, httpBase: string, wsBase: string): Promise<{ viewerUrl: string; streamUrl: string; expiresAt: Date }> {
+    const query = `?token=${encodeURIComponent(await this.issue(sessionId))}`;
+    const path = visualPath(sessionId);
+    return { viewerUrl: `${httpBase}${path}/viewer${query}`, streamUrl: `${wsBase}${path}${query}`, expiresAt: new Date(Date.now() + this.ttlSeconds * 1000) };
   }
 
   async verify(token: string | null | undefined, sessionId: string): Promise<TokenCheck> {

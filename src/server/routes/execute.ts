@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { BadRequestError } from '../../common/index.js';
-import { visualPath } from '../../protocol/index.js';
 import { prepareWorkflow, workflowSchema, type Workflow } from '../../workflow/index.js';
 import { parseOrThrow } from '../validation.js';
 import type { AppDeps } from '../deps.js';
@@ -29,15 +28,9 @@ export async function viewerLinks(
   visual: boolean,
 ): Promise<{ visual_stream_url: string | null; viewer_url: string | null; viewer_token_expires_at: string | null }> {
   if (!visual) return { visual_stream_url: null, viewer_url: null, viewer_token_expires_at: null };
-  const token = await deps.viewerTokens.issue(sessionId);
   const o = origins(req);
-  const path = visualPath(sessionId);
-  const query = `?token=${encodeURIComponent(token)}`;
-  return {
-    visual_stream_url: `${o.ws}${path}${query}`,
-    viewer_url: `${o.http}${path}/viewer${query}`,
-    viewer_token_expires_at: new Date(Date.now() + deps.viewerTokens.ttlSeconds * 1000).toISOString(),
-  };
+  const links = await deps.viewerTokens.links(sessionId, o.http, o.ws);
+  return { visual_stream_url: links.streamUrl, viewer_url: links.viewerUrl, viewer_token_expires_at: links.expiresAt.toISOString() };
 }
 
 /** http(s)://host and ws(s)://host as the client reached us. */
