@@ -123,9 +123,7 @@ class Channel {
   /** Everything is delivered (sends are queued in order): say so and close (normally, unless the server is going). */
   end(v: Viewer): void {
     if (v.lagging) this.reset(v);
-    sendShared(v.ws, endFrame(this.session));
-    if (this.hub.shuttingDown) v.ws.close(CloseCode.goingAway, 'server shutting down');
-    else v.ws.close(CloseCode.normal, 'session ended');
+    this.hub.sendEnd(v.ws, this.session);
     this.remove(v);
   }
 
@@ -316,9 +314,7 @@ export class StreamHub {
     // Both reach the end of the log, events still waiting in the channel's coalescing buffer included.
     viewer.next = session.log.lastSeq + 1;
     if (!channel) {
-      sendShared(ws, endFrame(session));
-      if (this.shuttingDown) ws.close(CloseCode.goingAway, 'server shutting down');
-      else ws.close(CloseCode.normal, 'session ended');
+      this.sendEnd(ws, session);
       return;
     }
     ws.on('close', () => channel.remove(viewer));
@@ -383,6 +379,13 @@ export class StreamHub {
     let total = 0;
     for (const c of this.channels.values()) if (c !== channel) total += c.buffered;
     return total;
+  }
+
+  /** The session is over and all of it was sent: `end`, then a close (1001 while the server is going, else 1000). */
+  sendEnd(ws: WebSocket, session: Session): void {
+    sendShared(ws, endFrame(session));
+    if (this.shuttingDown) ws.close(CloseCode.goingAway, 'server shutting down');
+    else ws.close(CloseCode.normal, 'session ended');
   }
 
   /** From now on no viewer is admitted; viewers of sessions that end are closed with 1001. */
