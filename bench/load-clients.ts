@@ -3,7 +3,10 @@
  * their CPU and memory are not the server's. Each viewer is a WebSocket client on 127.0.0.1
  * (bench/load-socket.ts) that offers permessage-deflate as a browser does, parses every frame
  * (JSON.parse of the whole text, as the viewer page does), records receipt time − event.timestamp
- * for every live event and checks seq continuity. Slow viewers stop reading right after the
+ * for every live event and checks seq continuity. A message that is byte for byte one another
+ * viewer of this process just got is inflated and parsed once for both (SharedDecode in
+ * bench/load-socket.ts; BENCH_CLIENT_SHARED_DECODE=0 turns that off): 1,000 browsers would each do
+ * that work on their own machine, not on the server's. Slow viewers stop reading right after the
  * handshake (their socket is paused) but answer the heartbeat with unsolicited pongs, so only the
  * hub's backpressure bound, not the heartbeat, limits what the server keeps for them.
  *
@@ -12,13 +15,26 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { ServerFrame } from '../src/protocol/index.js';
 import { LatencyHistogram, type Command, type GroupReport, type Reply } from './load-ipc.js';
-import { openSocket, type ClientKind, type ViewerSocket } from './load-socket.js';
+import { openSocket, SharedDecode, type ClientKind, type ViewerSocket } from './load-socket.js';
 
 /** Connections being set up at once: a crowd arriving, without a SYN flood of 1,000. */
 const CONNECT_CONCURRENCY = 50;
 const SLOW_PONG_MS = 2000;
 const HELLO_TIMEOUT_MS = 30_000;
 const CLIENT: ClientKind = process.env.BENCH_CLIENT === 'ws' ? 'ws' : 'raw';
+const shared = CLIENT === 'raw' && process.env.BENCH_CLIENT_SHARED_DECODE !== '0' ? new SharedDecode() : null;
+/** Frames parsed from a shared message, by the message's Buffer (one object for all its receivers). */
+const parsed = new WeakMap<Buffer, ServerFrame>();
+
+function parse(data: Buffer): ServerFrame {
+  if (!shared) return JSON.parse(data.toString('utf8')) as ServerFrame;
+  let frame = parsed.get(data);
+  if (!frame) {
+    frame = JSON.parse(data.toString('utf8')) as ServerFrame;
+    parsed.set(data, frame);
+  }
+  return frame;
+}
 
 function send(reply: Reply): void {
   process.send?.(reply);
@@ -61,7 +77,7 @@ class Viewer {
     let socket: ViewerSocket;
     try {
       // Slow viewers do not offer permessage-deflate: what the server queues for them is then the payload itself.
-      socket = await openSocket(CLIENT, url, { deflate: !this.slow, onMessage: (data) => this.onFrame(data) });
+      socket = await openSocket(CLIENT, url, { deflate: !this.slow, shared, onMessage: (data) => this.onFrame(data) });
     } catch (err) {
       clearTimeout(helloTimer);
       this.error = err instanceof Error ? err.message : String(err);
@@ -95,7 +111,7 @@ class Viewer {
 
   private onFrame(data: Buffer): void {
     const now = Date.now();
-    const frame = JSON.parse(data.toString('utf8')) as ServerFrame;
+    const frame = parse(data);
     const g = this.group;
     if (this.resumed && this.bytesBeforeResetAfterResume === null) this.bytesSinceResume += data.length;
     if (measuring) {
@@ -234,7 +250,7 @@ async function open(cmd: Extract<Command, { cmd: 'open' }>): Promise<void> {
   send({ id: cmd.id, type: 'opened', group: cmd.group, opened, failed: cmd.count - opened, ms: Math.round(performance.now() - started), errors: errors.slice(0, 5) });
 }
 
-let windowStart: { cpu: NodeJS.CpuUsage; t: number; eld: IntervalHistogram } | null = null;
+let windowStart: { cpu: NodeJS.CpuUsage; t: number; eld: IntervalHistogram; hits: number; misses: number } | null = null;
 
 function measure(cmd: Extract<Command, { cmd: 'measure' }>): void {
   const rssMb = Math.round(process.memoryUsage().rss / 104857.6) / 10;
@@ -248,9 +264,9 @@ function measure(cmd: Extract<Command, { cmd: 'measure' }>): void {
     }
     const eld = monitorEventLoopDelay({ resolution: 5 });
     eld.enable();
-    windowStart = { cpu: process.cpuUsage(), t: performance.now(), eld };
+    windowStart = { cpu: process.cpuUsage(), t: performance.now(), eld, hits: shared?.hits ?? 0, misses: shared?.misses ?? 0 };
     measuring = true;
-    send({ id: cmd.id, type: 'measured', on: true, cpu_percent_of_one_core: null, event_loop_delay_ms: null, rss_mb: rssMb });
+    send({ id: cmd.id, type: 'measured', on: true, cpu_percent_of_one_core: null, event_loop_delay_ms: null, rss_mb: rssMb, shared_decode: null });
     return;
   }
   measuring = false;
@@ -268,6 +284,7 @@ function measure(cmd: Extract<Command, { cmd: 'measure' }>): void {
     cpu_percent_of_one_core: Math.round(((cpu.user + cpu.system) / 1000 / (performance.now() - start.t)) * 1000) / 10,
     event_loop_delay_ms: { p50: ms(start.eld.percentile(50)), p99: ms(start.eld.percentile(99)), max: ms(start.eld.max) },
     rss_mb: rssMb,
+    shared_decode: shared ? { hits: shared.hits - start.hits, misses: shared.misses - start.misses } : null,
   });
 }
 

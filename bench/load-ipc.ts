@@ -29,6 +29,8 @@ export interface MeasuredReply {
   cpu_percent_of_one_core: number | null;
   event_loop_delay_ms: { p50: number; p99: number; max: number } | null;
   rss_mb: number;
+  /** Messages decoded during the window (misses) and reused from another socket of the process (hits): bench/load-socket.ts, SharedDecode. */
+  shared_decode: { hits: number; misses: number } | null;
 }
 
 export interface ResumedReply {

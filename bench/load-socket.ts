@@ -10,6 +10,9 @@
  *   inflating: the client process then saturates a core long before the server does.
  * - `ws`: the `ws` package's client, for cross-checking the raw one (BENCH_CLIENT=ws).
  *
+ * The raw client also decodes identical messages once per process (`SharedDecode`, on unless
+ * BENCH_CLIENT_SHARED_DECODE=0): see there.
+ *
  * Both report text messages as Buffers, answer pings, and can stop reading (slow viewers) while
  * still sending unsolicited pongs, which keep the server's heartbeat satisfied.
  */
@@ -34,6 +37,8 @@ export interface ViewerSocket {
 export interface OpenOptions {
   /** Offer permessage-deflate (browsers always do). */
   deflate: boolean;
+  /** Share decoded messages between the sockets of this process (raw client only): see SharedDecode. */
+  shared?: SharedDecode | null;
   /** Every text or binary message, whole and inflated, from the first one on. */
   onMessage: (data: Buffer) => void;
 }
@@ -42,6 +47,68 @@ export type ClientKind = 'raw' | 'ws';
 
 export function openSocket(kind: ClientKind, url: string, options: OpenOptions): Promise<ViewerSocket> {
   return kind === 'ws' ? openWs(url, options) : RawSocket.open(url, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+interface Decoded {
+  /** The message's payload as it crossed the wire (compressed or not). */
+  readonly wire: Buffer;
+  readonly compressed: boolean;
+  /** The message itself: the same Buffer object for every socket that received these bytes. */
+  readonly message: Buffer;
+}
+
+/**
+ * Decodes each distinct message once for all the viewers of a client process.
+ *
+ * 1,000 browsers watching one session each inflate and parse every frame on a machine of their own.
+ * Simulated in one process, that work would be done 1,000 times on this machine's two cores, and the
+ * load generator, not the server, would then set the latency measured. Without context takeover
+ * (which the server negotiates) a compressed message inflates on its own, and the hub writes the very
+ * same bytes to every viewer of a frame (src/stream/shared-deflate.ts). So a socket whose payload is
+ * byte for byte one decoded a moment ago, by any socket of this process, is given that decoded
+ * message: the same Buffer object, which lets the viewer reuse its parse too. Each viewer still
+ * receives, frames and compares its own bytes, and checks its own seqs; a message that differs in a
+ * single byte is decoded on its own. With context takeover nothing is shared (a message's meaning
+ * then depends on what came before on that socket).
+ */
+export class SharedDecode {
+  /** Recent messages by wire length (lengths rarely collide within a short window). */
+  private readonly byLength = new Map<number, Decoded[]>();
+  private readonly order: Decoded[] = [];
+  hits = 0;
+  misses = 0;
+
+  constructor(private readonly capacity = 256) {}
+
+  decode(wire: Buffer, compressed: boolean, decode: () => Buffer): Buffer {
+    const candidates = this.byLength.get(wire.length);
+    if (candidates) {
+      for (const c of candidates) {
+        if (c.compressed === compressed && c.wire.equals(wire)) {
+          this.hits++;
+          return c.message;
+        }
+      }
+    }
+    this.misses++;
+    // A copy: `wire` is a slice of a socket's read buffer, which may be reused.
+    const entry: Decoded = { wire: Buffer.from(wire), compressed, message: compressed ? decode() : Buffer.from(wire) };
+    if (candidates) candidates.push(entry);
+    else this.byLength.set(wire.length, [entry]);
+    this.order.push(entry);
+    if (this.order.length > this.capacity) {
+      const old = this.order.shift();
+      if (old) {
+        const list = this.byLength.get(old.wire.length);
+        const at = list?.indexOf(old) ?? -1;
+        if (list && at >= 0) list.splice(at, 1);
+        if (list && list.length === 0) this.byLength.delete(old.wire.length);
+      }
+    }
+    return entry.message;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -98,6 +165,7 @@ class RawSocket implements ViewerSocket {
   private constructor(
     private readonly socket: Socket,
     private readonly onMessage: (data: Buffer) => void,
+    private readonly shared: SharedDecode | null,
   ) {
     this.closed = new Promise((resolve) => socket.once('close', () => resolve(this.closeCode)));
     socket.on('error', () => socket.destroy());
@@ -108,7 +176,7 @@ class RawSocket implements ViewerSocket {
     return new Promise((resolve, reject) => {
       const socket = connect(Number(u.port), u.hostname);
       socket.setNoDelay(true);
-      const raw = new RawSocket(socket, options.onMessage);
+      const raw = new RawSocket(socket, options.onMessage, options.shared ?? null);
       let head = Buffer.alloc(0);
       const onHandshake = (chunk: Buffer): void => {
         head = Buffer.concat([head, chunk]);
@@ -240,8 +308,9 @@ class RawSocket implements ViewerSocket {
     }
     const whole = this.fragments.length > 0 ? Buffer.concat([...this.fragments, payload]) : payload;
     this.fragments = [];
-    if (!this.fragmentedCompressed) return this.onMessage(whole);
-    this.onMessage(this.inflate(whole));
+    const compressed = this.fragmentedCompressed;
+    if (this.shared && (this.noContext || !compressed)) return this.onMessage(this.shared.decode(whole, compressed, () => this.inflate(whole)));
+    this.onMessage(compressed ? this.inflate(whole) : whole);
   }
 
   private inflate(data: Buffer): Buffer {

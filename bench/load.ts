@@ -204,6 +204,13 @@ class Clients {
       event_loop_delay_p99_ms_worst: Math.max(...parts.map((r) => r.event_loop_delay_ms?.p99 ?? 0)),
       rss_mb: round(parts.reduce((a, r) => a + r.rss_mb, 0)),
       processes: parts.length,
+      /** Share of the window's messages a client process decoded once for several viewers (null: off, or no window yet). */
+      shared_decode_hit_ratio: (() => {
+        const counts = parts.map((r) => r.shared_decode).filter((x): x is { hits: number; misses: number } => x !== null);
+        const hits = counts.reduce((a, c) => a + c.hits, 0);
+        const all = hits + counts.reduce((a, c) => a + c.misses, 0);
+        return all > 0 ? round(hits / all, 3) : null;
+      })(),
     };
   }
 
@@ -722,7 +729,7 @@ async function main(): Promise<void> {
         load_1m_at_start: round(loadAtStart, 2),
         load_1m_at_end: round(loadavg()[0] ?? 0, 2),
       },
-      config: { bench_seconds: BENCH_SECONDS, bench_viewers: BENCH_VIEWERS, scenarios: SCENARIOS, heavy_lines: HEAVY_LINES, client: process.env.BENCH_CLIENT === 'ws' ? 'ws' : 'raw', client_processes: CLIENT_PROCESSES, warmup_s: WARMUP_MS / 1000, server_env: SERVER_ENV },
+      config: { bench_seconds: BENCH_SECONDS, bench_viewers: BENCH_VIEWERS, scenarios: SCENARIOS, heavy_lines: HEAVY_LINES, client: process.env.BENCH_CLIENT === 'ws' ? 'ws' : 'raw', client_shared_decode: process.env.BENCH_CLIENT !== 'ws' && process.env.BENCH_CLIENT_SHARED_DECODE !== '0', client_processes: CLIENT_PROCESSES, warmup_s: WARMUP_MS / 1000, server_env: SERVER_ENV },
       pass: Object.values(checks).every((c) => c.pass),
       targets: checks,
       scenarios: {
