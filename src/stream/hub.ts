@@ -48,9 +48,11 @@ interface Viewer {
 }
 
 /**
- * With this many viewers or more, batches that arrive within COALESCE_MS go out as one frame: a
- * crowd gets fewer, larger messages (each costs every viewer a wake-up and the server a write per
- * socket), for at most COALESCE_MS of added delay. Smaller audiences get every batch at once.
+ * With this many viewers or more, a channel sends at most one frame every COALESCE_MS: a batch that
+ * finds the channel quiet for that long goes out at once; batches that follow sooner wait together
+ * until COALESCE_MS after the last frame and go out as one. A crowd gets fewer, larger messages (each
+ * costs every viewer a wake-up and the server a write per socket) for at most COALESCE_MS of added
+ * delay, and none on a quiet page. Smaller audiences get every batch at once.
  */
 const COALESCE_MIN_VIEWERS = 250;
 const COALESCE_MS = 40;
@@ -74,12 +76,18 @@ class Channel {
   /** Events appended to the log but not yet sent (coalescing for a crowd); contiguous seqs from `from`. */
   private pending: { from: number; events: string[] } | null = null;
   private flushTimer: NodeJS.Timeout | null = null;
+  /** When the last events frame went out (performance.now()). */
+  private lastBroadcast = -Infinity;
 
   private onBatch(batch: Batch): void {
-    if (!this.pending && this.viewers.size < COALESCE_MIN_VIEWERS) return this.broadcast(batch);
-    if (this.pending) this.pending.events.push(...batch.events);
-    else this.pending = { from: batch.from, events: [...batch.events] };
-    this.flushTimer ??= setTimeout(() => this.flush(), COALESCE_MS);
+    if (this.pending) {
+      this.pending.events.push(...batch.events);
+      return;
+    }
+    const quietFor = performance.now() - this.lastBroadcast;
+    if (this.viewers.size < COALESCE_MIN_VIEWERS || quietFor >= COALESCE_MS) return this.broadcast(batch);
+    this.pending = { from: batch.from, events: [...batch.events] };
+    this.flushTimer = setTimeout(() => this.flush(), COALESCE_MS - quietFor);
   }
 
   /** Sends what is pending now (before a status, an end, or when the coalescing window closes). */
@@ -92,6 +100,7 @@ class Channel {
   }
 
   private broadcast(slice: Slice): void {
+    this.lastBroadcast = performance.now();
     const frame = eventsFrame('events', slice);
     const to = slice.from + slice.events.length - 1;
     let sum = 0;

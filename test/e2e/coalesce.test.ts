@@ -19,16 +19,27 @@ describe('a crowd of viewers', () => {
   });
   after(() => stack.close());
 
-  test('gets batches that arrive close together as one frame, and every viewer, early or joining mid-window, every seq once', async () => {
+  test('sends a batch on a quiet channel at once, gets batches that arrive close together as one frame, and every viewer, early or joining mid-window, every seq once', async () => {
     const url = await streamUrl(stack, session.id);
     const crowd = Array.from({ length: 260 }, () => new SeqViewer(url));
     await Promise.all(crowd.map((v) => v.opened()));
     await waitFor('all joined', () => crowd.every((v) => v.resets === 1));
 
+    // A batch that finds the channel quiet goes out at once, as its own frame; the two that follow
+    // within the window wait for it to close and go out together.
+    await sleep(100);
+    const before = crowd.map((v) => v.frames);
+    batch(2);
+    batch(2);
+    batch(2);
+    const burstEnd = session.log.lastSeq;
+    await waitFor('the burst delivered', () => crowd.every((v) => v.lastSeq === burstEnd));
+    crowd.forEach((v, i) => assert.equal(v.frames - before[i]!, 2, 'three batches: the first at once, the other two in one frame'));
+
     const late: SeqViewer[] = [];
     for (let i = 0; i < 60; i++) {
       batch(3);
-      // Batches 2 ms apart fall into one 20 ms window; every 10th batch a viewer joins while events wait in it.
+      // Batches 2 ms apart fall into one 40 ms window; every 10th batch a viewer joins while events wait in it.
       if (i % 10 === 5) late.push(new SeqViewer(url));
       await sleep(2);
     }
