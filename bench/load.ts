@@ -35,6 +35,14 @@ function envInt(name: string, fallback: number, min: number, max: number): numbe
   return n;
 }
 
+function envNumber(name: string, fallback: number, min: number, max: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`${name} must be a number between ${min} and ${max} (got ${JSON.stringify(raw)})`);
+  return n;
+}
+
 /** Length of each scenario's measurement window. */
 const BENCH_SECONDS = envInt('BENCH_SECONDS', 20, 3, 600);
 /** Viewers of the single session in the first scenario. */
@@ -55,6 +63,8 @@ const SCENARIOS: readonly string[] = (() => {
  * so 20 pages at the full rate would need 2.4 cores by themselves.
  */
 const SESSIONS_EVERY = envInt('BENCH_SESSIONS_EVERY', 10, 1, 100);
+/** The crowd's page runs its timers this many times slower (feed.html?every=K; below 1: faster, burstier). */
+const CROWD_EVERY = envNumber('BENCH_CROWD_EVERY', 1, 0.1, 100);
 /** Processes the viewers are spread over. */
 const CLIENT_PROCESSES = envInt('BENCH_CLIENT_PROCESSES', 2, 1, 8);
 /** Log lines the heavy page appends every 100 ms (slow-consumer scenarios). */
@@ -703,7 +713,7 @@ async function main(): Promise<void> {
   const clients = Clients.start(CLIENT_PROCESSES);
   try {
     const crowd = SCENARIOS.includes('crowd')
-      ? await runScenario(stack, pages, clients, { key: 'one_session_crowd', sessions: 1, viewersPerSession: BENCH_VIEWERS, slowPerSession: 0, query: '' })
+      ? await runScenario(stack, pages, clients, { key: 'one_session_crowd', sessions: 1, viewersPerSession: BENCH_VIEWERS, slowPerSession: 0, query: CROWD_EVERY === 1 ? '' : `?every=${CROWD_EVERY}` })
       : null;
     const many = SCENARIOS.includes('sessions')
       ? await runScenario(stack, pages, clients, { key: 'twenty_sessions', sessions: 20, viewersPerSession: 10, slowPerSession: 0, query: `?every=${SESSIONS_EVERY}` })
@@ -729,7 +739,7 @@ async function main(): Promise<void> {
         load_1m_at_start: round(loadAtStart, 2),
         load_1m_at_end: round(loadavg()[0] ?? 0, 2),
       },
-      config: { bench_seconds: BENCH_SECONDS, bench_viewers: BENCH_VIEWERS, scenarios: SCENARIOS, heavy_lines: HEAVY_LINES, client: process.env.BENCH_CLIENT === 'ws' ? 'ws' : 'raw', client_shared_decode: process.env.BENCH_CLIENT !== 'ws' && process.env.BENCH_CLIENT_SHARED_DECODE !== '0', client_processes: CLIENT_PROCESSES, warmup_s: WARMUP_MS / 1000, server_env: SERVER_ENV },
+      config: { bench_seconds: BENCH_SECONDS, bench_viewers: BENCH_VIEWERS, scenarios: SCENARIOS, heavy_lines: HEAVY_LINES, crowd_every: CROWD_EVERY, client: process.env.BENCH_CLIENT === 'ws' ? 'ws' : 'raw', client_shared_decode: process.env.BENCH_CLIENT !== 'ws' && process.env.BENCH_CLIENT_SHARED_DECODE !== '0', client_processes: CLIENT_PROCESSES, warmup_s: WARMUP_MS / 1000, server_env: SERVER_ENV },
       pass: Object.values(checks).every((c) => c.pass),
       targets: checks,
       scenarios: {
