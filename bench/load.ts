@@ -27,21 +27,16 @@ const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const PAGES_DIR = join(BENCH_DIR, 'pages');
 const RESULTS_DIR = join(BENCH_DIR, 'results');
 
-function envInt(name: string, fallback: number, min: number, max: number): number {
+function envNumber(name: string, fallback: number, min: number, max: number, whole = false): number {
   const raw = process.env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be a whole number between ${min} and ${max} (got ${JSON.stringify(raw)})`);
+  if (!Number.isFinite(n) || (whole && !Number.isInteger(n)) || n < min || n > max) {
+    throw new Error(`${name} must be a ${whole ? 'whole ' : ''}number between ${min} and ${max} (got ${JSON.stringify(raw)})`);
+  }
   return n;
 }
-
-function envNumber(name: string, fallback: number, min: number, max: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < min || n > max) throw new Error(`${name} must be a number between ${min} and ${max} (got ${JSON.stringify(raw)})`);
-  return n;
-}
+const envInt = (name: string, fallback: number, min: number, max: number): number => envNumber(name, fallback, min, max, true);
 
 /** Length of each scenario's measurement window. */
 const BENCH_SECONDS = envInt('BENCH_SECONDS', 20, 3, 600);
