@@ -94,7 +94,8 @@ export class SharedDecode {
     }
     this.misses++;
     // A copy: `wire` is a slice of a socket's read buffer, which may be reused.
-    const entry: Decoded = { wire: Buffer.from(wire), compressed, message: compressed ? decode() : Buffer.from(wire) };
+    const copy = Buffer.from(wire);
+    const entry: Decoded = { wire: copy, compressed, message: compressed ? decode() : copy };
     if (candidates) candidates.push(entry);
     else this.byLength.set(wire.length, [entry]);
     this.order.push(entry);
