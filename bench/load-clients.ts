@@ -15,14 +15,14 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { ServerFrame } from '../src/protocol/index.js';
 import { LatencyHistogram, type Command, type GroupReport, type Reply } from './load-ipc.js';
-import { openSocket, SharedDecode, type ClientKind, type ViewerSocket } from './load-socket.js';
+import { clientKind, openSocket, sharedDecodeOn, SharedDecode, type ClientKind, type ViewerSocket } from './load-socket.js';
 
 /** Connections being set up at once: a crowd arriving, without a SYN flood of 1,000. */
 const CONNECT_CONCURRENCY = 50;
 const SLOW_PONG_MS = 2000;
 const HELLO_TIMEOUT_MS = 30_000;
-const CLIENT: ClientKind = process.env.BENCH_CLIENT === 'ws' ? 'ws' : 'raw';
-const shared = CLIENT === 'raw' && process.env.BENCH_CLIENT_SHARED_DECODE !== '0' ? new SharedDecode() : null;
+const CLIENT: ClientKind = clientKind();
+const shared = sharedDecodeOn() ? new SharedDecode() : null;
 /** Frames parsed from a shared message, by the message's Buffer (one object for all its receivers). */
 const parsed = new WeakMap<Buffer, ServerFrame>();
 

@@ -45,6 +45,11 @@ export interface OpenOptions {
 
 export type ClientKind = 'raw' | 'ws';
 
+/** Which client the viewers use (BENCH_CLIENT; raw unless `ws`). */
+export const clientKind = (): ClientKind => (process.env.BENCH_CLIENT === 'ws' ? 'ws' : 'raw');
+/** Whether the viewers of a client process share decoding (raw client only; BENCH_CLIENT_SHARED_DECODE=0 turns it off). */
+export const sharedDecodeOn = (): boolean => clientKind() === 'raw' && process.env.BENCH_CLIENT_SHARED_DECODE !== '0';
+
 export function openSocket(kind: ClientKind, url: string, options: OpenOptions): Promise<ViewerSocket> {
   return kind === 'ws' ? openWs(url, options) : RawSocket.open(url, options);
 }

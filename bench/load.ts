@@ -21,22 +21,13 @@ import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { serveStatic, type StaticSite } from '../src/cli/static-site.js';
 import type { Session } from '../src/session/index.js';
 import { execute, startStack, waitFor, type Stack } from '../test/helpers/stack.js';
+import { envInt, envNumber } from './env.js';
+import { clientKind, sharedDecodeOn } from './load-socket.js';
 import { LatencyHistogram, type Command, type CollectedReply, type GroupReport, type MeasuredReply, type OpenedReply, type Reply, type ResumedReply } from './load-ipc.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const PAGES_DIR = join(BENCH_DIR, 'pages');
 const RESULTS_DIR = join(BENCH_DIR, 'results');
-
-function envNumber(name: string, fallback: number, min: number, max: number, whole = false): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || (whole && !Number.isInteger(n)) || n < min || n > max) {
-    throw new Error(`${name} must be a ${whole ? 'whole ' : ''}number between ${min} and ${max} (got ${JSON.stringify(raw)})`);
-  }
-  return n;
-}
-const envInt = (name: string, fallback: number, min: number, max: number): number => envNumber(name, fallback, min, max, true);
 
 /** Length of each scenario's measurement window. */
 const BENCH_SECONDS = envInt('BENCH_SECONDS', 20, 3, 600);
@@ -734,7 +725,7 @@ async function main(): Promise<void> {
         load_1m_at_start: round(loadAtStart, 2),
         load_1m_at_end: round(loadavg()[0] ?? 0, 2),
       },
-      config: { bench_seconds: BENCH_SECONDS, bench_viewers: BENCH_VIEWERS, scenarios: SCENARIOS, heavy_lines: HEAVY_LINES, crowd_every: CROWD_EVERY, client: process.env.BENCH_CLIENT === 'ws' ? 'ws' : 'raw', client_shared_decode: process.env.BENCH_CLIENT !== 'ws' && process.env.BENCH_CLIENT_SHARED_DECODE !== '0', client_processes: CLIENT_PROCESSES, warmup_s: WARMUP_MS / 1000, server_env: SERVER_ENV },
+      config: { bench_seconds: BENCH_SECONDS, bench_viewers: BENCH_VIEWERS, scenarios: SCENARIOS, heavy_lines: HEAVY_LINES, crowd_every: CROWD_EVERY, client: clientKind(), client_shared_decode: sharedDecodeOn(), client_processes: CLIENT_PROCESSES, warmup_s: WARMUP_MS / 1000, server_env: SERVER_ENV },
       pass: Object.values(checks).every((c) => c.pass),
       targets: checks,
       scenarios: {

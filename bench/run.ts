@@ -18,21 +18,15 @@ import type { Browser } from 'playwright-core';
 import { serveStatic, type StaticSite } from '../src/cli/static-site.js';
 import type { Session } from '../src/session/index.js';
 import { execute, launchViewerBrowser, startStack, waitFor, WsViewer, type Stack } from '../test/helpers/stack.js';
+import { envNumber } from './env.js';
 import { measureDiskPerMinute, measureStoreWrites } from './store.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const PAGES_DIR = join(BENCH_DIR, 'pages');
 const RESULTS_DIR = join(BENCH_DIR, 'results');
 
-function envSeconds(): number {
-  const raw = process.env.BENCH_SECONDS;
-  if (raw === undefined || raw.trim() === '') return 30;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 1 || n > 600) throw new Error(`BENCH_SECONDS must be a number of seconds between 1 and 600 (got ${JSON.stringify(raw)})`);
-  return n;
-}
-
-const BENCH_SECONDS = envSeconds();
+/** Length of each measurement window, in seconds. */
+const BENCH_SECONDS = envNumber('BENCH_SECONDS', 30, 1, 600);
 const LATENCY_TARGET_P95_MS = 50;
 const LATENCY_WARMUP_MS = 2000;
 const BANDWIDTH_TARGET_RATIO = 30;
