@@ -7,7 +7,7 @@ import { ConfigError } from '../common/index.js';
  * Addresses no run may reach, whatever the lists say: link-local ranges (where every cloud puts its
  * instance metadata service, 169.254.169.254 on AWS, GCP, Azure, OCI, DigitalOcean, 169.254.170.2 for
  * ECS task credentials, 169.254.0.23 on Tencent) plus the metadata addresses outside them.
- * IPv4-mapped forms (::ffff:169.254.x.x) match the IPv4 rules (node's BlockList checks them so).
+ * IPv6 addresses that carry an IPv4 one are judged as that IPv4 address too (`embeddedIPv4`).
  */
 const METADATA_SUBNETS: readonly [string, number, 'ipv4' | 'ipv6'][] = [
   ['169.254.0.0', 16, 'ipv4'], // IPv4 link-local
@@ -15,8 +15,6 @@ const METADATA_SUBNETS: readonly [string, number, 'ipv4' | 'ipv6'][] = [
   ['fd00:ec2::254', 128, 'ipv6'], // AWS instance metadata over IPv6
   ['100.100.100.200', 32, 'ipv4'], // Alibaba Cloud metadata
   ['192.0.0.192', 32, 'ipv4'], // Oracle Cloud legacy metadata
-  ['64:ff9b::a9fe:0', 112, 'ipv6'], // 169.254.0.0/16 through the NAT64 well-known prefix
-  ['::a9fe:0', 112, 'ipv6'], // 169.254.0.0/16 as an IPv4-compatible IPv6 address
 ];
 
 /** Names of metadata services, refused before any lookup (they may resolve only inside the cloud). */
@@ -35,6 +33,52 @@ for (const [net, prefix, type] of METADATA_SUBNETS) builtIn.addSubnet(net, prefi
 const METADATA = 'a link-local / cloud metadata address';
 
 type Family = 'ipv4' | 'ipv6';
+
+/** The 16 bytes of a valid IPv6 address in any spelling `isIP` accepts (`::`, a dotted IPv4 tail); no zone. */
+function ipv6Bytes(ip: string): number[] {
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(ip);
+  const text = dotted ? `${ip.slice(0, dotted.index)}${((Number(dotted[1]) << 8) | Number(dotted[2])).toString(16)}:${((Number(dotted[3]) << 8) | Number(dotted[4])).toString(16)}` : ip;
+  const [head = '', tail] = text.split('::');
+  const groups = (part: string | undefined): string[] => (part ? part.split(':') : []);
+  const left = groups(head);
+  const right = groups(tail);
+  const words = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  return words.flatMap((w) => {
+    const n = parseInt(w, 16);
+    return [n >> 8, n & 0xff];
+  });
+}
+
+/**
+ * The IPv4 addresses an IPv6 address stands for under the schemes that carry one inside it, so that
+ * a translator or tunnel on the host's network cannot turn a refused IPv4 address into an allowed
+ * IPv6 one: IPv4-mapped ::ffff:0:0/96 and SIIT's IPv4-translated ::ffff:0:0:0/96, the deprecated
+ * IPv4-compatible ::/96, NAT64's well-known prefix 64:ff9b::/96 and its local-use prefix
+ * 64:ff9b:1::/48 (RFC 8215: the operator picks a /48 to /96 inside it, which moves the IPv4 bits
+ * (RFC 6052), so every placement is a candidate), 6to4 2002::/16 and Teredo's client 2001::/32.
+ */
+function embeddedIPv4(ipv6: string): string[] {
+  const b = ipv6Bytes(ipv6);
+  const byte = (i: number): number => b[i] ?? 0;
+  const word = (i: number): number => (byte(i) << 8) | byte(i + 1);
+  const zero = (from: number, to: number): boolean => b.slice(from, to).every((x) => x === 0);
+  const quad = (...at: number[]): string => at.map(byte).join('.');
+  const last = quad(12, 13, 14, 15);
+  const found: string[] = [];
+  if (zero(0, 10) && word(10) === 0xffff) found.push(last);
+  if (zero(0, 8) && word(8) === 0xffff && word(10) === 0) found.push(last);
+  // Not ::/112: that holds :: and ::1, the unspecified and loopback addresses, which carry no IPv4 one.
+  if (zero(0, 12) && word(12) !== 0) found.push(last);
+  if (word(0) === 0x64 && word(2) === 0xff9b && zero(4, 12)) found.push(last);
+  if (word(0) === 0x64 && word(2) === 0xff9b && word(4) === 1) {
+    // Prefix lengths 48, 56, 64 and 96; byte 8 (bits 64-71) is never part of the IPv4 address.
+    found.push(quad(6, 7, 9, 10), quad(7, 9, 10, 11), quad(9, 10, 11, 12), last);
+  }
+  if (word(0) === 0x2002) found.push(quad(2, 3, 4, 5));
+  // Teredo stores the client's address with every bit inverted.
+  if (word(0) === 0x2001 && word(2) === 0) found.push([12, 13, 14, 15].map((i) => byte(i) ^ 0xff).join('.'));
+  return [...new Set(found)];
+}
 
 /** A URL's host: an IP address (brackets removed) or a lower-case ASCII name without a trailing dot. */
 type Host = { ip: string; family: Family } | { name: string };
@@ -148,10 +192,21 @@ export class NavigationPolicy {
     const { reason, host } = this.parse(url);
     if (reason !== null || !host || !('name' in host)) return reason;
     for (const { address, family } of await this.addresses(host.name)) {
-      const type: Family = family === 6 ? 'ipv6' : 'ipv4';
-      if (builtIn.check(address, type)) return `host ${host.name} resolves to ${address}, ${METADATA}`;
-      if (this.blocked.hasIp(address, type)) return `host ${host.name} resolves to ${address}, which is in BLOCKED_HOSTS`;
+      const refused = this.refusedAddress(address, family === 6 ? 'ipv6' : 'ipv4');
+      if (refused) return `host ${host.name} resolves to ${address}${refused.via}, ${refused.why === 'metadata' ? METADATA : 'which is in BLOCKED_HOSTS'}`;
     }
+    return null;
+  }
+
+  /**
+   * Why `ip` may not be reached, whatever name led to it: a metadata address or one in BLOCKED_HOSTS,
+   * itself or as the IPv4 address it carries (`via` then says which).
+   */
+  private refusedAddress(ip: string, family: Family): { why: 'metadata' | 'blocked'; via: string } | null {
+    const candidates: [string, Family, string][] = [[ip, family, '']];
+    if (family === 'ipv6') for (const v4 of embeddedIPv4(ip)) candidates.push([v4, 'ipv4', ` (carrying ${v4})`]);
+    for (const [address, type, via] of candidates) if (builtIn.check(address, type)) return { why: 'metadata', via };
+    for (const [address, type, via] of candidates) if (this.blocked.hasIp(address, type)) return { why: 'blocked', via };
     return null;
   }
 
@@ -166,7 +221,9 @@ export class NavigationPolicy {
     const shown = url.hostname.endsWith('.') ? url.hostname.slice(0, -1) : url.hostname;
     const ip = ipOf(url.hostname);
     const host: Host = ip ?? { name: normalizeName(url.hostname) };
-    if ('ip' in host ? builtIn.check(host.ip, host.family) : METADATA_NAMES.has(host.name)) return { reason: `host ${shown} is ${METADATA}` };
+    if ('name' in host && METADATA_NAMES.has(host.name)) return { reason: `host ${shown} is ${METADATA}` };
+    const refused = 'ip' in host ? this.refusedAddress(host.ip, host.family) : null;
+    if (refused) return { reason: `host ${shown}${refused.via} is ${refused.why === 'metadata' ? METADATA : 'in BLOCKED_HOSTS'}` };
     if (this.blocked.has(host)) return { reason: `host ${shown} is in BLOCKED_HOSTS` };
     if (!this.allowed.empty && !this.allowed.has(host)) return { reason: `host ${shown} is not in ALLOWED_HOSTS` };
     return { reason: null, host };

@@ -90,6 +90,62 @@ describe('NavigationPolicy: built-in refusals', () => {
   });
 });
 
+describe('NavigationPolicy: IPv6 addresses that carry an IPv4 address', () => {
+  test('169.254.169.254 inside any translation or tunnel prefix is refused, naming what it carries', () => {
+    const p = policy({ allowedHosts: ['::/0'] });
+    const cases: [string, string][] = [
+      ['http://[::ffff:0:169.254.169.254]/', '[::ffff:0:a9fe:a9fe]'], // SIIT IPv4-translated, ::ffff:0:0:0/96
+      ['http://[::169.254.169.254]/', '[::a9fe:a9fe]'], // IPv4-compatible
+      ['http://[64:ff9b::169.254.169.254]/', '[64:ff9b::a9fe:a9fe]'], // NAT64 well-known prefix
+      ['http://[64:ff9b:1::169.254.169.254]/', '[64:ff9b:1::a9fe:a9fe]'], // NAT64 local-use, a /96 inside it
+      ['http://[64:ff9b:1:a9fe:a9:fe00::]/', '[64:ff9b:1:a9fe:a9:fe00::]'], // local-use /48 (RFC 6052 skips bits 64-71)
+      ['http://[64:ff9b:1:a9:fe:a9fe::]/', '[64:ff9b:1:a9:fe:a9fe::]'], // local-use /56
+      ['http://[64:ff9b:1:0:a9:fea9:fe00:0]/', '[64:ff9b:1:0:a9:fea9:fe00:0]'], // local-use /64
+      ['http://[2002:a9fe:a9fe::]/', '[2002:a9fe:a9fe::]'], // 6to4
+      ['http://[2002:a9fe:a9fe:1::1]/', '[2002:a9fe:a9fe:1::1]'],
+      ['http://[2001:0:4136:e378:8000:63bf:5601:5601]/', '[2001:0:4136:e378:8000:63bf:5601:5601]'], // Teredo, client bits inverted
+    ];
+    for (const [url, host] of cases) {
+      assert.equal(p.check(url), `host ${host} (carrying 169.254.169.254) is a link-local / cloud metadata address`, url);
+    }
+    assert.equal(p.check('http://[2002:6464:64c8::]/'), 'host [2002:6464:64c8::] (carrying 100.100.100.200) is a link-local / cloud metadata address');
+    // The IPv4-mapped form, ::ffff:0:0/96, in every spelling the URL parser accepts.
+    for (const url of ['http://[::ffff:169.254.169.254]/', 'http://[0:0:0:0:0:ffff:a9fe:a9fe]/', 'http://[::FFFF:A9FE:A9FE]/', 'http://[0::ffff:169.254.169.254]/']) {
+      assert.equal(p.check(url), 'host [::ffff:a9fe:a9fe] is a link-local / cloud metadata address', url);
+    }
+  });
+
+  test('an IPv4 address or block in BLOCKED_HOSTS is refused inside IPv6 too', () => {
+    const p = policy({ blockedHosts: ['10.0.0.0/8', '192.0.2.7'] });
+    assert.equal(p.check('http://[2002:a00:1::]/'), 'host [2002:a00:1::] (carrying 10.0.0.1) is in BLOCKED_HOSTS');
+    assert.equal(p.check('http://[64:ff9b::10.9.8.7]/'), 'host [64:ff9b::a09:807] (carrying 10.9.8.7) is in BLOCKED_HOSTS');
+    assert.equal(p.check('http://[64:ff9b:1::192.0.2.7]/'), 'host [64:ff9b:1::c000:207] (carrying 192.0.2.7) is in BLOCKED_HOSTS');
+    assert.equal(p.check('http://[::ffff:0:10.0.0.1]/'), 'host [::ffff:0:a00:1] (carrying 10.0.0.1) is in BLOCKED_HOSTS');
+    assert.equal(p.check('http://[2002:b00:1::]/'), null);
+  });
+
+  test('a name whose AAAA record is a synthesized (DNS64) metadata address is refused', async () => {
+    const p = policy({ resolve: fakeDns({ 'dns64.test': ['64:ff9b::a9fe:a9fe'], 'sixtofour.test': ['2002:a9fe:a9fe::1'] }) });
+    assert.equal(await p.verify('http://dns64.test/'), 'host dns64.test resolves to 64:ff9b::a9fe:a9fe (carrying 169.254.169.254), a link-local / cloud metadata address');
+    assert.equal(await p.verify('http://sixtofour.test/'), 'host sixtofour.test resolves to 2002:a9fe:a9fe::1 (carrying 169.254.169.254), a link-local / cloud metadata address');
+  });
+
+  test('IPv6 addresses that carry no refused IPv4 address are not refused', () => {
+    const p = policy({ blockedHosts: ['0.0.0.0/8'] });
+    for (const url of [
+      'http://[::1]/', // loopback, not the IPv4-compatible 0.0.0.1
+      'http://[2002:a9fd:ffff::]/',
+      'http://[64:ff9b:2::a9fe:a9fe]/', // outside the local-use /48
+      'http://[64:ff9b::1:a9fe:a9fe]/', // neither the well-known /96 nor the local-use /48
+      'http://[::ffff:1:a9fe:a9fe]/',
+      'http://[2001:db8::a9fe:a9fe]/',
+      'http://[2001:0:4136:e378:8000:63bf:a9fe:a9fe]/', // Teredo for client 86.1.86.1
+    ]) {
+      assert.equal(p.check(url), null, url);
+    }
+  });
+});
+
 describe('NavigationPolicy: BLOCKED_HOSTS', () => {
   test('an exact host name is refused, case and trailing dot aside, and its subdomains are not', () => {
     const p = policy({ blockedHosts: ['Evil.test'] });
