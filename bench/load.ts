@@ -6,13 +6,12 @@
  *
  * The server runs in this process (as in bench/run.ts), Chromium records bench/pages/feed.html, and
  * the viewers are WebSocket clients with permessage-deflate (bench/load-socket.ts) in two separate
- * processes (bench/load-clients.ts) on 127.0.0.1.
+ * processes (bench/load-clients.ts, driven through bench/viewer-clients.ts) on 127.0.0.1.
  * Scenarios: one session watched by 1,000 viewers; 20 sessions with 10 viewers each; 100 viewers
  * of a heavy page without, then with, 10 viewers that never read. Figures per scenario: delivery
  * latency (page timestamp → viewer receipt), frames and events per second, lost / duplicated
  * seqs, server CPU and RSS, the client processes' and Chromium's CPU. See docs/BENCHMARKS.md, section "Load".
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -23,7 +22,8 @@ import type { Session } from '../src/session/index.js';
 import { execute, startStack, waitFor, type Stack } from '../test/helpers/stack.js';
 import { envInt, envNumber } from './env.js';
 import { clientKind, sharedDecodeOn } from './load-socket.js';
-import { LatencyHistogram, type Command, type CollectedReply, type GroupReport, type MeasuredReply, type OpenedReply, type Reply, type ResumedReply } from './load-ipc.js';
+import { LatencyHistogram, type GroupReport } from './load-ipc.js';
+import { aggregate, Clients, mb, round } from './viewer-clients.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const PAGES_DIR = join(BENCH_DIR, 'pages');
@@ -92,137 +92,9 @@ const progress = (message: string): void => {
   process.stderr.write(`[bench:load ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
 };
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-const round = (v: number, digits = 1): number => Math.round(v * 10 ** digits) / 10 ** digits;
-const mb = (bytes: number): number => round(bytes / (1024 * 1024));
 const rssMb = (): number => mb(process.memoryUsage().rss);
 /** With --expose-gc (as `npm run bench:load` runs it), a collection before each RSS baseline makes them comparable. */
 const collectGarbage = (): void => (globalThis as { gc?: () => void }).gc?.();
-
-// ---------------------------------------------------------------------------------------------
-// The client process
-
-type Body<C> = C extends Command ? Omit<C, 'id'> : never;
-
-/** One forked client process and the replies it owes. */
-class ClientProcess {
-  private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
-  readonly child: ChildProcess;
-
-  constructor() {
-    this.child = fork(join(BENCH_DIR, 'load-clients.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
-    this.child.stdout?.pipe(process.stderr);
-    this.child.on('message', (raw) => {
-      const reply = raw as Reply;
-      const waiter = this.pending.get(reply.id);
-      this.pending.delete(reply.id);
-      waiter?.resolve(reply);
-    });
-    this.child.on('exit', (code) => {
-      for (const w of this.pending.values()) w.reject(new Error(`a client process exited (${code})`));
-      this.pending.clear();
-    });
-  }
-
-  call<R extends Reply>(body: Body<Command>, timeoutMs: number): Promise<R> {
-    const id = this.nextId++;
-    return new Promise<R>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new Error(`a client process did not answer ${body.cmd} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, {
-        resolve: (r) => {
-          clearTimeout(timer);
-          resolve(r as R);
-        },
-        reject: (e) => {
-          clearTimeout(timer);
-          reject(e);
-        },
-      });
-      this.child.send({ ...body, id });
-    });
-  }
-
-  /** The process exits when its channel closes; a kill if it has not after 5 s. */
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null) return;
-    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-    if (this.child.connected) this.child.disconnect();
-    const timer = setTimeout(() => this.child.kill(), 5000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
-
-/**
- * The viewers, spread over CLIENT_PROCESSES processes (each group's viewers split evenly), so that
- * no single client thread is what limits delivery. Every command goes to each process; the answers
- * are merged.
- */
-class Clients {
-  private constructor(private readonly procs: ClientProcess[]) {}
-
-  static start(n: number): Clients {
-    return new Clients(Array.from({ length: n }, () => new ClientProcess()));
-  }
-
-  get pids(): number[] {
-    return this.procs.map((p) => p.child.pid).filter((pid): pid is number => pid !== undefined);
-  }
-
-  async open(group: string, url: string, count: number, slow: boolean): Promise<Omit<OpenedReply, 'id' | 'type'>> {
-    const n = this.procs.length;
-    const parts = await Promise.all(
-      this.procs.map((p, i) => {
-        const share = Math.floor(count / n) + (i < count % n ? 1 : 0);
-        return p.call<OpenedReply>({ cmd: 'open', group, url, count: share, slow }, 180_000);
-      }),
-    );
-    return {
-      group,
-      opened: parts.reduce((a, r) => a + r.opened, 0),
-      failed: parts.reduce((a, r) => a + r.failed, 0),
-      ms: Math.max(...parts.map((r) => r.ms)),
-      errors: [...new Set(parts.flatMap((r) => r.errors))],
-    };
-  }
-
-  async measure(on: boolean) {
-    const parts = await Promise.all(this.procs.map((p) => p.call<MeasuredReply>({ cmd: 'measure', on }, 30_000)));
-    const cpus = parts.map((r) => r.cpu_percent_of_one_core ?? 0);
-    return {
-      /** All client processes together, in % of one core. */
-      cpu_percent_of_one_core: round(cpus.reduce((a, b) => a + b, 0)),
-      /** The busiest client process: near 100 means the client side, not the server, set the pace. */
-      busiest_process_cpu_percent: Math.max(...cpus),
-      event_loop_delay_p99_ms_worst: Math.max(...parts.map((r) => r.event_loop_delay_ms?.p99 ?? 0)),
-      rss_mb: round(parts.reduce((a, r) => a + r.rss_mb, 0)),
-      processes: parts.length,
-      /** Share of the window's messages a client process decoded once for several viewers (null: off, or no window yet). */
-      shared_decode_hit_ratio: (() => {
-        const counts = parts.map((r) => r.shared_decode).filter((x): x is { hits: number; misses: number } => x !== null);
-        const hits = counts.reduce((a, c) => a + c.hits, 0);
-        const all = hits + counts.reduce((a, c) => a + c.misses, 0);
-        return all > 0 ? round(hits / all, 3) : null;
-      })(),
-    };
-  }
-
-  async resume(groups: string[]): Promise<void> {
-    await Promise.all(this.procs.map((p) => p.call<ResumedReply>({ cmd: 'resume', groups }, 30_000)));
-  }
-
-  async collect(groups: string[], timeoutMs: number): Promise<GroupReport[]> {
-    const parts = await Promise.all(this.procs.map((p) => p.call<CollectedReply>({ cmd: 'collect', groups, timeoutMs }, timeoutMs + 30_000)));
-    return parts.flatMap((r) => r.groups);
-  }
-
-  async stop(): Promise<void> {
-    await Promise.all(this.procs.map((p) => p.stop()));
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Server observations
@@ -439,39 +311,6 @@ async function startRun(stack: Stack, pages: StaticSite, spec: Spec, i: number):
 async function cancel(stack: Stack, id: string): Promise<void> {
   const res = await fetch(`${stack.base}/workflows/${encodeURIComponent(id)}/cancel`, { method: 'POST' });
   if (!res.ok && res.status !== 409) throw new Error(`POST /workflows/${id}/cancel answered HTTP ${res.status}`);
-}
-
-/** Sums of the clients' group reports, with the latency histograms merged. */
-function aggregate(groups: readonly GroupReport[], windowS: number) {
-  const latency = new LatencyHistogram();
-  for (const g of groups) latency.merge(g.window.latency);
-  const sum = (f: (g: GroupReport) => number) => groups.reduce((n, g) => n + f(g), 0);
-  const viewers = sum((g) => g.viewers);
-  const frames = sum((g) => g.window.frames);
-  const events = sum((g) => g.window.events);
-  return {
-    viewers,
-    latency_ms: latency.summary(),
-    frames_per_s: round(frames / windowS),
-    events_per_s: round(events / windowS),
-    events_per_s_per_viewer: viewers > 0 ? round(events / windowS / viewers) : null,
-    payload_mb_per_s: round(sum((g) => g.window.payload_bytes) / windowS / (1024 * 1024), 2),
-    wire_mb_per_s: round(sum((g) => g.window.wire_bytes) / windowS / (1024 * 1024), 2),
-    integrity: {
-      lost: sum((g) => g.seq.lost),
-      duplicated: sum((g) => g.seq.duplicated),
-      late_resets: sum((g) => g.seq.late_resets),
-      skipped_by_resets: sum((g) => g.seq.skipped_by_resets),
-      incomplete_viewers: sum((g) => g.seq.incomplete_viewers),
-      viewers_with_hello: sum((g) => g.got_hello),
-      viewers_with_end: sum((g) => g.got_end),
-      close_codes: groups.reduce<Record<string, number>>((acc, g) => {
-        for (const [code, n] of Object.entries(g.close_codes)) acc[code] = (acc[code] ?? 0) + n;
-        return acc;
-      }, {}),
-      errors: [...new Set(groups.flatMap((g) => g.errors))].slice(0, 5),
-    },
-  };
 }
 
 function bytesBeforeReset(groups: readonly GroupReport[]): { min: number; max: number } | null {
