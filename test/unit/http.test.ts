@@ -216,6 +216,8 @@ describe('HTTP routes', () => {
       assert.ok('average_latency' in body);
       assert.equal(body.max_viewers, 100);
       assert.equal(body.event_buffer_size, 1000);
+      const delay = body.event_loop_delay_ms as Record<string, number>;
+      for (const k of ['p50', 'p99', 'max', 'window_s', 'max_since_start']) assert.equal(typeof delay[k], 'number', k);
     });
 
     test('GET /health/visual counts live sessions and their events', async (t) => {

@@ -1,9 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { roundMs } from '../../session/index.js';
 import type { AppDeps } from '../deps.js';
-
+import { EventLoopDelayWindow } from '../event-loop-delay.js';
 
 export function registerHealth(app: FastifyInstance, deps: AppDeps): void {
+  const eventLoopDelay = new EventLoopDelayWindow();
+  app.addHook('onClose', async () => eventLoopDelay.stop());
+
   app.get('/health', { config: { access: 'public' } }, async () => ({ status: deps.lifecycle.draining ? 'draining' : 'ok', uptime_s: Math.round((Date.now() - deps.startedAt) / 1000) }));
 
   app.get('/health/visual', async () => {
@@ -29,6 +32,8 @@ export function registerHealth(app: FastifyInstance, deps: AppDeps): void {
       viewer_resets: hub.backlog.resets,
       event_buffer_size: config.eventBufferSize,
       rss_bytes: process.memoryUsage().rss,
+      /** ms, over the last 10 s window (a stall shows in the window in which it ended), and the longest since start. */
+      event_loop_delay_ms: eventLoopDelay.summary(),
       store_events_written: deps.store.eventsWritten,
       store_bytes: deps.store.sizeBytes(),
       uptime_s: Math.round((Date.now() - deps.startedAt) / 1000),
