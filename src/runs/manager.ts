@@ -1,8 +1,8 @@
 import type { BrowserContext, Page } from 'playwright-core';
 import { attachRecorder, guardRun, NavigationPolicy, screenshotMasks, type NavigationPolicyOptions, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
 import { BadRequestError, errorMessage, type Logger } from '../common/index.js';
-import { redactInputs, type Session, type SessionRegistry, type StreamMetrics } from '../session/index.js';
-import { runWorkflow, type Workflow } from '../workflow/index.js';
+import type { Session, SessionRegistry, StreamMetrics } from '../session/index.js';
+import { redactInputs, runWorkflow, secretRedactor, type Redact, type Workflow } from '../workflow/index.js';
 
 export interface StartRun {
   workflow: Workflow;
@@ -13,6 +13,15 @@ export interface StartRun {
   stepTimeoutMs?: number;
   /** Kept with the session, secrets redacted. */
   inputs?: Record<string, unknown>;
+}
+
+/**
+ * The run's logger with its secret inputs hidden in the fields that carry page or step text: a
+ * refused request's URL (logged by the guard) can hold a value filled into a navigation.
+ */
+function redactingLog(log: Logger, redact: Redact): Logger {
+  const text = (v: unknown): unknown => (typeof v === 'string' ? redact(v) : v);
+  return log.child({}, { serializers: { url: text, reason: text, err: text, error: text } });
 }
 
 interface StepInterrupt {
@@ -127,7 +136,8 @@ export class RunManager {
   }
 
   private async execute(session: Session, req: StartRun, entry: Active): Promise<void> {
-    const log = this.deps.log.child({ session: session.id });
+    const redact = secretRedactor(req.inputs ?? {});
+    const log = redactingLog(this.deps.log.child({ session: session.id }), redact);
     const signal = entry.abort.signal;
     try {
       entry.context = await this.deps.launcher.newContext();
@@ -168,6 +178,7 @@ export class RunManager {
         checkNavigation: (url) => this.policy.verify(url),
         onInterrupt: interrupts.subscribe,
         screenshotMask: screenshotMasks(req.privacy),
+        redact,
         ...(req.stepTimeoutMs !== undefined ? { stepTimeoutMs: req.stepTimeoutMs } : {}),
         hooks: {
           onStepStart: (i) => session.stepStarted(i),
@@ -182,7 +193,7 @@ export class RunManager {
       log.info({ status: session.status, error: session.error, refused: session.refusedRequests }, 'run ended');
     } catch (err) {
       if (!signal.aborted) {
-        const reason = interrupts.fatal?.reason ?? errorMessage(err);
+        const reason = redact(interrupts.fatal?.reason ?? errorMessage(err));
         log.error({ err: reason }, 'run crashed');
         session.setStatus('failed', reason);
       }

@@ -26,15 +26,8 @@ export interface SessionInit {
   quality: 'standard' | 'high';
   bufferSize: number;
   metrics: StreamMetrics;
-  /** The run's inputs, already stripped of secrets (see redactInputs). */
+  /** The run's inputs, already stripped of secrets (see redactInputs in src/workflow/secrets.ts). */
   inputs?: Record<string, unknown>;
-}
-
-const SECRET_NAME = /pass|secret|token|key|credential|auth/i;
-
-/** Inputs as they may be kept and shown: values of secret-looking names are replaced. */
-export function redactInputs(inputs: Record<string, unknown>): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(inputs).map(([k, v]) => [k, SECRET_NAME.test(k) ? '[redacted]' : v]));
 }
 
 export interface SessionEvents {

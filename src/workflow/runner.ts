@@ -1,6 +1,7 @@
 import type { Locator, Page } from 'playwright-core';
 import { StepError, errorMessage } from '../common/index.js';
 import { locate } from './locate.js';
+import type { Redact } from './secrets.js';
 import type { Step, Workflow } from './schema.js';
 
 export const DEFAULT_STEP_TIMEOUT_MS = 10_000;
@@ -41,6 +42,11 @@ export interface RunOptions {
   onInterrupt?: (listener: (interrupt: Interrupt) => void) => () => void;
   /** CSS selectors of elements every screenshot covers: what the recording hides must not show in a PNG either. */
   screenshotMask?: readonly string[];
+  /**
+   * Hides secret inputs in what the run reports (errors, selectors, which selector matched): their
+   * values were filled into the steps, so a failed URL or selector would show them. See secretRedactor.
+   */
+  redact?: Redact;
 }
 
 /** Why the step in flight must fail at once. `fatal`: the page is gone (a crash, a dead browser), so no screenshot either. */
@@ -168,6 +174,7 @@ async function runStep(page: Page, step: Step, timeout: number, mask: readonly s
  */
 export async function runWorkflow(page: Page, workflow: Workflow, options: RunOptions): Promise<RunResult> {
   const { hooks, signal } = options;
+  const redact = options.redact ?? ((text: string) => text);
   for (const [index, step] of workflow.steps.entries()) {
     if (signal?.aborted) return { ok: false, cancelled: true };
     const timeout = step.timeoutMs ?? options.stepTimeoutMs ?? DEFAULT_STEP_TIMEOUT_MS;
@@ -180,14 +187,17 @@ export async function runWorkflow(page: Page, workflow: Workflow, options: RunOp
       }
       const done = await unlessInterrupted(runStep(page, step, timeout, options.screenshotMask), options.onInterrupt);
       const produced = done.value !== undefined || done.screenshot !== undefined;
-      hooks.onStepEnd(index, { durationMs: Date.now() - started, ...done, ...(produced ? { outputKey: step.output ?? `step_${index}` } : {}) });
+      const matched = done.matched === null ? null : redact(done.matched);
+      hooks.onStepEnd(index, { durationMs: Date.now() - started, ...done, matched, ...(produced ? { outputKey: step.output ?? `step_${index}` } : {}) });
     } catch (err) {
       if (signal?.aborted) return { ok: false, cancelled: true };
-      const selector = selectorOf(step);
+      const css = selectorOf(step);
+      const selector = css === null ? null : redact(css);
       // A step may also fail on its own from a crash (Playwright's "Target crashed"): the interrupt says it better.
       const interrupt = err instanceof Interrupted ? err.interrupt : fatalSoFar(options.onInterrupt);
       const reason = interrupt?.reason ?? errorMessage(err).split('\n')[0] ?? 'unknown error';
-      const error = new StepError(index, selector, `step ${index} (${step.type}${selector ? ` ${selector}` : ''}) failed: ${reason}`, { cause: err });
+      // The cause keeps Playwright's own text (secrets included) for a debugger; only the message is shown.
+      const error = new StepError(index, selector, redact(`step ${index} (${step.type}${css ? ` ${css}` : ''}) failed: ${reason}`), { cause: err });
       const pageGone = interrupt?.fatal === true || page.isClosed();
       const screenshot = pageGone ? null : await page.screenshot({ timeout: 5000, ...masked(page, options.screenshotMask) }).catch(() => null);
       hooks.onStepFail(index, { durationMs: Date.now() - started, error: error.message, selector, screenshot });
