@@ -44,7 +44,9 @@ export class ViewerTokens {
   async verify(token: string | null | undefined, sessionId: string): Promise<TokenCheck> {
     if (!token) return { ok: false, reason: 'a viewer token is required (use the viewer_url or visual_stream_url the API gave you)' };
     try {
-      const { payload } = await jwtVerify(token, this.secret, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
+      // jose checks `exp` only when present: a token minted without one (a bug, or a leaked key used
+      // by hand) would never expire, so it is required, and `sub` too, since it names the session.
+      const { payload } = await jwtVerify(token, this.secret, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] });
       if (payload.scope !== SCOPE) return { ok: false, reason: 'this token does not allow viewing' };
       if (payload.sub !== sessionId) return { ok: false, reason: 'this viewer token is for another session' };
       return { ok: true };
