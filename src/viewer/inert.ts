@@ -23,7 +23,17 @@ interface MutationData {
 }
 
 const FRAMES = new Set(['iframe', 'frame']);
-const NAVIGATING = ['src', 'srcdoc'];
+const NAVIGATING = new Set(['src', 'srcdoc']);
+
+/**
+ * Drops the attributes that make a frame load something. Names are compared without case: a page
+ * can record `SRC` (setAttributeNS keeps the case it is given) and rrweb's setAttribute lower-cases
+ * it on the way into the replay, where it loads like `src`.
+ */
+function dropNavigating(attributes: Record<string, unknown> | undefined): void {
+  if (!attributes) return;
+  for (const name of Object.keys(attributes)) if (NAVIGATING.has(name.toLowerCase())) delete attributes[name];
+}
 
 /** Returns a cleaner for one Replayer's event stream (it remembers which node ids are frames, for attribute changes). */
 export function eventCleaner(): (event: WireEvent) => WireEvent {
@@ -31,7 +41,7 @@ export function eventCleaner(): (event: WireEvent) => WireEvent {
   const walk = (node: SerializedNode): void => {
     if (node.tagName !== undefined && FRAMES.has(node.tagName.toLowerCase())) {
       if (node.id !== undefined) frames.add(node.id);
-      for (const name of NAVIGATING) delete node.attributes?.[name];
+      dropNavigating(node.attributes);
     }
     node.childNodes?.forEach(walk);
   };
@@ -44,7 +54,7 @@ export function eventCleaner(): (event: WireEvent) => WireEvent {
       if (data.source !== IncrementalSource.Mutation) return event;
       data.adds?.forEach((a) => walk(a.node));
       for (const change of data.attributes ?? []) {
-        if (frames.has(change.id)) for (const name of NAVIGATING) delete change.attributes[name];
+        if (frames.has(change.id)) dropNavigating(change.attributes);
       }
     }
     return event;
