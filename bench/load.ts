@@ -12,7 +12,7 @@
  * latency (page timestamp → viewer receipt), frames and events per second, lost / duplicated
  * seqs, server CPU and RSS, the client processes' and Chromium's CPU. See docs/BENCHMARKS.md, section "Load".
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +23,7 @@ import { execute, startStack, waitFor, type Stack } from '../test/helpers/stack.
 import { envInt, envNumber } from './env.js';
 import { clientKind, sharedDecodeOn } from './load-socket.js';
 import { LatencyHistogram, type GroupReport } from './load-ipc.js';
+import { machineCpu, TICKS_PER_S, treeCpuTicks } from './proc-stat.js';
 import { aggregate, Clients, mb, round } from './viewer-clients.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -108,58 +109,6 @@ async function visualHealth(base: string): Promise<VisualHealth> {
   if (!res.ok) throw new Error(`GET /health/visual answered HTTP ${res.status}`);
   return (await res.json()) as VisualHealth;
 }
-
-/** Busy and total CPU time of the whole machine (all cores), in clock ticks, from /proc/stat; null where there is none. */
-function machineCpu(): { busy: number; total: number } | null {
-  try {
-    const line = readFileSync('/proc/stat', 'latin1').split('\n')[0] ?? '';
-    const f = line.trim().split(/\s+/).slice(1).map(Number);
-    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-    const idle = (f[3] ?? 0) + (f[4] ?? 0);
-    return { busy: total - idle, total };
-  } catch {
-    return null;
-  }
-}
-
-/**
- * CPU clock ticks used so far by each process below `root` (itself included), from /proc/<pid>/stat.
- * This process is the server and Chromium's parent; the client process is a child too.
- */
-function treeCpuTicks(root: number): Map<number, number> {
-  const parent = new Map<number, number>();
-  const ticks = new Map<number, number>();
-  try {
-    for (const name of readdirSync('/proc')) {
-      if (!/^\d+$/.test(name)) continue;
-      try {
-        const stat = readFileSync(`/proc/${name}/stat`, 'latin1');
-        // Fields after the command's closing parenthesis: state ppid … utime (14th) stime (15th).
-        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        parent.set(Number(name), Number(f[1]));
-        ticks.set(Number(name), Number(f[11]) + Number(f[12]));
-      } catch {
-        // The process ended while we looked.
-      }
-    }
-  } catch {
-    return new Map();
-  }
-  const inTree = new Map<number, number>();
-  const seen = new Set<number>([root]);
-  let frontier = [root];
-  while (frontier.length > 0) {
-    const next: number[] = [];
-    for (const [pid, ppid] of parent) if (frontier.includes(ppid) && !seen.has(pid)) next.push(pid);
-    for (const pid of next) seen.add(pid);
-    frontier = next;
-  }
-  for (const pid of seen) inTree.set(pid, ticks.get(pid) ?? 0);
-  return inTree;
-}
-
-/** Clock ticks per second of /proc figures (USER_HZ): 100 on Linux. */
-const TICKS_PER_S = 100;
 
 /**
  * Load over a window: the server process's CPU (all its threads, zlib's included) and event-loop
