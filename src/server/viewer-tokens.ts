@@ -67,9 +67,13 @@ export function viewerTokenSecret(config: Config): Uint8Array {
   const file = join(config.dataDir, SECRET_FILE);
   if (existsSync(file)) {
     const key = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
-    if (key.length >= 32) return key;
+    if (key.length >= 32) {
+      // A key file made by hand, or copied with its mode lost, is tightened: it signs every link.
+      chmodSync(file, 0o600);
+      return key;
+    }
   }
-  mkdirSync(config.dataDir, { recursive: true });
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const key = randomBytes(32);
   writeFileSync(file, `${key.toString('base64url')}\n`, { mode: 0o600 });
   chmodSync(file, 0o600);

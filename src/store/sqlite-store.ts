@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzip } from 'node:zlib';
 import { promisify } from 'node:util';
@@ -84,6 +84,19 @@ CREATE TABLE IF NOT EXISTS screenshots (
 ) WITHOUT ROWID;
 `;
 
+/** Recordings hold whatever the recorded pages showed: only the server's own user may read them. */
+const STORE_FILE_MODE = 0o600;
+
+/**
+ * Creates the database file owner-only before SQLite opens it, and tightens one (and its WAL and
+ * shared-memory files) left by an older version. SQLite creates `-wal` and `-shm` later, on its
+ * own, with the database file's mode (it fchmods them to it whatever the umask), so they follow.
+ */
+function ownerOnly(file: string): void {
+  closeSync(openSync(file, 'a', STORE_FILE_MODE));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, STORE_FILE_MODE);
+}
+
 function toStored(r: SessionRow): StoredSession {
   return {
     id: r.id,
@@ -133,7 +146,8 @@ export class SqliteStore {
       this.timer = undefined;
       return;
     }
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    ownerOnly(this.file);
     this.db = new Database(this.file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
