@@ -152,11 +152,54 @@ export class SqliteStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.exec(SCHEMA);
-    this.interrupted = this.db
-      .prepare(`UPDATE sessions SET status = 'interrupted', error = coalesce(error, 'the server stopped while this run was in progress'), ended_at = coalesce(ended_at, ?) WHERE status IN ('queued', 'running')`)
-      .run(Date.now()).changes;
+    this.interrupted = this.markInterrupted();
     this.timer = setInterval(() => void this.flush(), options.flushMs ?? 250);
     this.timer.unref();
+  }
+
+  /**
+   * Runs a previous process left queued or running died with it: they become `interrupted`. Their
+   * counts were last saved at a status change, so they are taken from the chunks that reached the
+   * disk, and they ended at their last stored event (not now, at the restart); a run without
+   * events, at its start.
+   */
+  private markInterrupted(): number {
+    const unfinished = this.db.prepare(`SELECT id, created_at, started_at FROM sessions WHERE status IN ('queued', 'running')`).all() as Pick<SessionRow, 'id' | 'created_at' | 'started_at'>[];
+    const mark = this.db.prepare(`UPDATE sessions SET status = 'interrupted', error = coalesce(error, 'the server stopped while this run was in progress'),
+      ended_at = ?, event_count = coalesce(?, event_count), byte_count = coalesce(?, byte_count) WHERE id = ?`);
+    this.db.transaction(() => {
+      for (const run of unfinished) {
+        const since = run.started_at ?? run.created_at;
+        const stored = this.storedExtent(run.id);
+        mark.run(Math.max(since, stored?.lastAt ?? since), stored?.events ?? null, stored?.bytes ?? null, run.id);
+      }
+    })();
+    return unfinished.length;
+  }
+
+  /** How many events (and bytes of their text, as the log counts them) a session has on disk, and the latest timestamp of its last chunk. */
+  private storedExtent(id: string): { events: number; bytes: number; lastAt: number } | null {
+    const chunks = this.db.prepare('SELECT first_seq, last_seq, data FROM chunks WHERE session_id = ? ORDER BY first_seq').iterate(id) as Iterable<{ first_seq: number; last_seq: number; data: Buffer }>;
+    try {
+      let events = 0;
+      let bytes = 0;
+      let last = '[]';
+      for (const c of chunks) {
+        const text = gunzipSync(c.data).toString();
+        const n = c.last_seq - c.first_seq + 1;
+        events += n;
+        // A chunk is `[e1,e2,…]`: its events' own text is all but the brackets and the n - 1 commas.
+        bytes += text.length - 2 - (n - 1);
+        last = text;
+      }
+      let lastAt = 0;
+      for (const e of JSON.parse(last) as { timestamp?: unknown }[]) if (typeof e.timestamp === 'number' && e.timestamp > lastAt) lastAt = e.timestamp;
+      return { events, bytes, lastAt };
+    } catch (err) {
+      // An unreadable chunk must not stop the server from starting: the run keeps its last saved counts.
+      this.log.error({ err, session: id }, 'could not read the stored events of an interrupted run');
+      return null;
+    }
   }
 
   /** Queues events for writing; returns at once. */

@@ -59,7 +59,7 @@ test('a run is kept on disk: its record, its full event log and the sessions lis
   }
 });
 
-test('kill -9 mid-run: the store reopens cleanly, the run is interrupted and its recording holds all but the last second', async () => {
+test('kill -9 mid-run: the store reopens cleanly, the run is interrupted, its recording holds all but the last second, and its counts and end are those of the recording', async () => {
   const dataDir = freshDir();
   const pages = await serveStatic(pagesDir);
   const child = spawn(process.execPath, [join(projectRoot, 'dist', 'cli.js'), 'serve'], {
@@ -86,7 +86,12 @@ test('kill -9 mid-run: the store reopens cleanly, the run is interrupted and its
 
     const stack = await startStack({ DOMCAST_DATA_DIR: dataDir });
     try {
-      const record = (await (await fetch(`${stack.base}/workflows/${body.session_id}`)).json()) as { status: string; error: string };
+      const record = (await (await fetch(`${stack.base}/workflows/${body.session_id}`)).json()) as {
+        status: string;
+        error: string;
+        ended_at: string;
+        events: { total: number; bytes: number };
+      };
       assert.equal(record.status, 'interrupted');
       assert.match(record.error, /server stopped/);
       const events = await exported(stack.base, body.session_id);
@@ -94,6 +99,11 @@ test('kill -9 mid-run: the store reopens cleanly, the run is interrupted and its
       assert.equal(events[meta + 1]?.type, RrwebEventType.FullSnapshot, 'the recording starts the page with Meta + FullSnapshot');
       const lastAt = Math.max(...events.map((e) => e.timestamp));
       assert.ok(killedAt - lastAt <= 1000, `the recording stops ${killedAt - lastAt} ms before the kill`);
+      // The counts were last saved when the run started; the recording on disk is what they must say.
+      assert.equal(record.events.total, events.length, 'events.total counts the stored events');
+      assert.equal(record.events.bytes, events.reduce((n, e) => n + JSON.stringify(e).length, 0), 'events.bytes counts their text');
+      const endedAt = Date.parse(record.ended_at);
+      assert.ok(endedAt <= lastAt && lastAt - endedAt < 1000, `ended_at ${record.ended_at} is the last stored event's time (${new Date(lastAt).toISOString()}), not the restart`);
     } finally {
       await stack.close();
     }
