@@ -65,6 +65,8 @@ export class RunManager {
   private readonly active = new Map<string, Active>();
   private readonly queue: { session: Session; req: StartRun }[] = [];
   private readonly policy: NavigationPolicy;
+  /** Set when shutdown begins: why queued runs were cancelled, and why any started later is. */
+  private stopping: string | null = null;
 
   constructor(
     private readonly deps: {
@@ -96,13 +98,17 @@ export class RunManager {
       metrics: this.deps.metrics,
       inputs: redactInputs(req.inputs ?? {}),
     });
+    if (this.stopping !== null) {
+      session.setStatus('cancelled', this.stopping);
+      return session;
+    }
     this.queue.push({ session, req });
     this.pump();
     return session;
   }
 
   private pump(): void {
-    while (this.active.size < this.deps.maxConcurrent && this.queue.length > 0) {
+    while (this.stopping === null && this.active.size < this.deps.maxConcurrent && this.queue.length > 0) {
       const { session, req } = this.queue.shift()!;
       const entry: Active = { abort: new AbortController() };
       this.active.set(session.id, entry);
@@ -203,6 +209,15 @@ export class RunManager {
       browser?.off('disconnected', browserGone);
       await context.close().catch(() => undefined);
     }
+  }
+
+  /**
+   * Shutdown begins: every queued run is cancelled with `reason` and none starts from now on, so
+   * the grace period is spent finishing what runs, not starting runs it would cut short.
+   */
+  stopQueue(reason: string): void {
+    this.stopping ??= reason;
+    for (const { session } of this.queue.splice(0)) session.setStatus('cancelled', reason);
   }
 
   /** Cancels every queued and running session with `reason` (shutdown after its grace period). */

@@ -33,6 +33,9 @@ export interface Server {
   viewerUrl(sessionId: string): Promise<string>;
 }
 
+/** Why a run still queued when the server stops never ran. */
+const QUEUED_AT_SHUTDOWN = 'cancelled: the server is shutting down; this run had not started';
+
 export function createServer(config: Config, options: { log?: Logger; chromiumPath?: string } = {}): Server {
   const log = options.log ?? createLogger(config.logLevel);
   const app: FastifyInstance = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: config.maxBodyBytes,
@@ -145,7 +148,9 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
     async shutdown(graceMs) {
       deps.lifecycle.draining = true;
       hub.beginShutdown();
-      log.info({ running: registry.activeCount, graceMs }, 'shutting down: no new runs; running ones may finish');
+      const queued = runs.queued;
+      runs.stopQueue(QUEUED_AT_SHUTDOWN);
+      log.info({ running: registry.activeCount, cancelledQueued: queued, graceMs }, 'shutting down: no new runs, queued ones cancelled; running ones may finish');
       const settled = await Promise.race([runs.idle().then(() => true), new Promise<false>((r) => setTimeout(r, graceMs, false).unref())]);
       if (!settled) {
         log.warn({ running: registry.activeCount }, 'grace period over: cancelling the runs still going');
@@ -155,6 +160,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
     },
     async close() {
       deps.lifecycle.draining = true;
+      runs.stopQueue(QUEUED_AT_SHUTDOWN);
       hub.close();
       await app.close();
       // Closing the browser ends runs still in flight (their steps fail); then wait for them to settle.

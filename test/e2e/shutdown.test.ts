@@ -99,6 +99,35 @@ describe('SIGTERM', () => {
     assert.equal(record?.eventCount, viewer.lastSeq, 'every event the viewer saw was flushed to the store');
   });
 
+  test('a queued run is cancelled when shutdown begins and never starts during the grace period', async () => {
+    const served = await serve({ SHUTDOWN_GRACE_MS: '20000', MAX_CONCURRENT_SESSIONS: '1' });
+    const { id: runningId, viewer } = await startHeldRun(served, site.url, 2000);
+    const queued = await api(served.base, '/workflows/execute', { workflow: holdingWorkflow(site.url, 10), visual_enabled: true });
+    assert.equal(queued.status, 202, JSON.stringify(queued.body));
+    assert.equal(queued.body.status, 'queued', 'MAX_CONCURRENT_SESSIONS=1: the second run waits');
+    const queuedId = String(queued.body.session_id);
+    const queuedViewer = await WsViewer.open(String(queued.body.visual_stream_url));
+    served.child.kill('SIGTERM');
+
+    const end = (v: WsViewer) => v.frames.find((f) => f.t === 'end');
+    await queuedViewer.closed;
+    const queuedEnd = end(queuedViewer);
+    assert.equal(queuedEnd?.t === 'end' && queuedEnd.status, 'cancelled', `the queued run's viewer is told it was cancelled\n${served.output()}`);
+    const status = queuedViewer.frames.findLast((f) => f.t === 'status');
+    assert.match(String(status?.t === 'status' && status.error), /server is shutting down; this run had not started/);
+    await viewer.closed;
+    const runningEnd = end(viewer);
+    assert.equal(runningEnd?.t === 'end' && runningEnd.status, 'succeeded', 'the running one finished within the grace period');
+    assert.equal(await served.exited, 0, served.output());
+
+    const record = stored(served.dataDir, queuedId);
+    assert.equal(record?.status, 'cancelled');
+    assert.match(String(record?.error), /shutting down; this run had not started/);
+    assert.equal(record?.startedAt, null, 'it never started');
+    assert.deepEqual((record?.steps as { state: string }[]).map((s) => s.state), ['skipped', 'skipped'], 'it never ran a step');
+    assert.equal(stored(served.dataDir, runningId)?.status, 'succeeded');
+  });
+
   test('past the grace period the run is cancelled, viewers are told and closed with 1001, the record says cancelled, exit 0', async () => {
     const served = await serve({ SHUTDOWN_GRACE_MS: '500' });
     const { id, viewer } = await startHeldRun(served, site.url, 60_000);
