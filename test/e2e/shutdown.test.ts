@@ -107,6 +107,8 @@ describe('SIGTERM', () => {
     assert.equal(queued.body.status, 'queued', 'MAX_CONCURRENT_SESSIONS=1: the second run waits');
     const queuedId = String(queued.body.session_id);
     const queuedViewer = await WsViewer.open(String(queued.body.visual_stream_url));
+    // Admitted before the signal, so it is told the status as it changes (a viewer joining an ended session gets only `end`).
+    await waitFor('the queued run\'s viewer to be admitted', () => queuedViewer.hello()?.status === 'queued');
     served.child.kill('SIGTERM');
 
     const end = (v: WsViewer) => v.frames.find((f) => f.t === 'end');
