@@ -74,4 +74,7 @@ export const CHROMIUM_ARGS = [
   '--disable-sync',
   '--disable-quic',
   '--disable-dev-shm-usage',
+  // WebRTC gets no UDP socket at all (STUN, TURN over UDP, host candidates): pages' UDP is beyond the
+  // navigation policy's reach. Its TCP sockets follow the proxy settings (see BrowserLauncher.newContext).
+  '--webrtc-ip-handling-policy=disable_non_proxied_udp',
 ];

@@ -1,12 +1,15 @@
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { chromium, type Browser, type BrowserContext } from 'playwright-core';
 import type { Logger } from '../common/index.js';
 import { CHROMIUM_ARGS, findChromium } from './chromium.js';
+import type { NavigationPolicy } from './navigation-policy.js';
 
 export const VIEWPORT = { width: 1280, height: 720 } as const;
 
 /** One Chromium per process, launched on first use and again if it dies; one isolated context per session. */
 export class BrowserLauncher {
   private browser: Promise<Browser> | undefined;
+  private sink: Promise<Server> | undefined;
   private closed = false;
 
   constructor(
@@ -35,7 +38,15 @@ export class BrowserLauncher {
     return launched;
   }
 
-  async newContext(): Promise<BrowserContext> {
+  /**
+   * A new isolated context. With `policy` and an ALLOWED_HOSTS list, only the listed hosts are
+   * reached directly: every other connection goes to `sink`, a proxy that accepts nothing. The
+   * guard refuses those requests before they are sent anyway; this stops what it never sees:
+   * Chromium's speculative connections (it preconnects to a frame's or a new page's URL before the
+   * request exists) and WebRTC over TCP (TURN, ICE-TCP), whose sockets follow the proxy settings.
+   * `<-loopback>` because Chromium otherwise never proxies loopback addresses.
+   */
+  async newContext(policy?: NavigationPolicy): Promise<BrowserContext> {
     if (this.closed) throw new Error('browser launcher is closed');
     const pending = (this.browser ??= this.launch());
     let browser = await pending;
@@ -44,7 +55,19 @@ export class BrowserLauncher {
       if (this.browser === pending) this.browser = undefined;
       browser = await (this.browser ??= this.launch());
     }
-    return browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, serviceWorkers: 'block' });
+    const direct = policy?.directHosts();
+    const proxy = direct ? { server: `http://127.0.0.1:${await this.sinkPort()}`, bypass: ['<-loopback>', ...direct].join(',') } : undefined;
+    return browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, serviceWorkers: 'block', ...(proxy ? { proxy } : {}) });
+  }
+
+  /** The proxy that takes nothing: a connection to it is closed at once, so Chromium fails the request with a proxy error. */
+  private async sinkPort(): Promise<number> {
+    this.sink ??= new Promise<Server>((resolve, reject) => {
+      const server = createServer((socket) => socket.destroy());
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve(server));
+    });
+    return ((await this.sink).address() as AddressInfo).port;
   }
 
   async close(): Promise<void> {
@@ -52,5 +75,8 @@ export class BrowserLauncher {
     const b = this.browser;
     this.browser = undefined;
     if (b) await (await b.catch(() => undefined))?.close();
+    const sink = await this.sink?.catch(() => undefined);
+    this.sink = undefined;
+    await new Promise<void>((resolve) => (sink ? sink.close(() => resolve()) : resolve()));
   }
 }

@@ -99,6 +99,8 @@ class HostList {
   private readonly names = new Set<string>();
   private readonly suffixes: string[] = [];
   private readonly ips = new BlockList();
+  /** The same entries as Chromium proxy bypass rules, which also match the host as written. */
+  readonly bypassRules: string[] = [];
 
   constructor(
     private readonly setting: string,
@@ -116,11 +118,13 @@ class HostList {
       const max = ip?.family === 'ipv4' ? 32 : 128;
       if (!ip || !/^\d{1,3}$/.test(entry.slice(slash + 1)) || prefix > max) throw bad('is not a valid CIDR block');
       this.ips.addSubnet(ip.ip, prefix, ip.family);
+      this.bypassRules.push(`${ip.ip}/${prefix}`);
       return;
     }
     const ip = ipOf(entry);
     if (ip) {
       this.ips.addAddress(ip.ip, ip.family);
+      this.bypassRules.push(ip.family === 'ipv6' ? `[${ip.ip}]` : ip.ip);
       return;
     }
     const wildcard = entry.startsWith('*.');
@@ -128,6 +132,7 @@ class HostList {
     if (!name || name.includes('*')) throw bad('is not a host name, *.domain, IP address or CIDR block');
     if (wildcard) this.suffixes.push(`.${name}`);
     else this.names.add(name);
+    this.bypassRules.push(wildcard ? `*.${name}` : name);
   }
 
   get empty(): boolean {
@@ -180,6 +185,15 @@ export class NavigationPolicy {
     this.blocked = new HostList('BLOCKED_HOSTS', options.blockedHosts ?? []);
     this.resolve = options.resolve ?? systemResolve;
     this.cacheMs = options.cacheMs ?? 10_000;
+  }
+
+  /**
+   * The hosts a browser may connect to directly, as Chromium proxy bypass rules, or null when any
+   * host may be (no ALLOWED_HOSTS). See `BrowserLauncher.newContext`: every other host is sent to a
+   * proxy that accepts nothing, which stops the connections the guard never sees.
+   */
+  directHosts(): string[] | null {
+    return this.allowed.empty ? null : [...this.allowed.bypassRules];
   }
 
   /** The rules that need no lookup: scheme, and the host as written. */

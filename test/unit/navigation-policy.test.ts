@@ -222,6 +222,17 @@ describe('NavigationPolicy: ALLOWED_HOSTS', () => {
   });
 });
 
+describe('NavigationPolicy: hosts the browser may connect to directly', () => {
+  test('without ALLOWED_HOSTS any host may be: no list', () => {
+    assert.equal(policy({ blockedHosts: ['evil.test'] }).directHosts(), null);
+  });
+
+  test('ALLOWED_HOSTS entries become Chromium proxy bypass rules that match the host as written', () => {
+    const p = policy({ allowedHosts: ['127.0.0.1', 'App.Example.com.', '*.cdn.example', '192.168.0.0/16', '[::1]', '2001:db8::/32', 'bücher.example'] });
+    assert.deepEqual(p.directHosts(), ['127.0.0.1', 'app.example.com', '*.cdn.example', '192.168.0.0/16', '[::1]', '2001:db8::/32', 'xn--bcher-kva.example']);
+  });
+});
+
 describe('NavigationPolicy: what names resolve to', () => {
   test('a name that resolves to a link-local or metadata address is refused', async () => {
     const p = policy({ resolve: fakeDns({ 'rebind.test': ['93.184.216.34', '169.254.169.254'], 'v6.test': ['fe80::abcd'], 'ok.test': ['93.184.216.34'] }) });
