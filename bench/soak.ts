@@ -255,7 +255,9 @@ async function ordinarySlot(ctx: Ctx, phase: Phase, slot: number): Promise<void>
 /** Hostile runs one after another, cycling through the corpus, until the phase is over. */
 async function hostileSlot(ctx: Ctx, phase: Phase): Promise<void> {
   while (!phase.over && ctx.server.up) {
-    const page = PAGES[ctx.hostileCount++ % PAGES.length] ?? 'huge-numbers';
+    // Taken once: the other hostile slots move the counter on while this run starts.
+    const k = ctx.hostileCount++;
+    const page = PAGES[k % PAGES.length] ?? 'huge-numbers';
     const url = hostileUrl(page, ctx.corpus, ctx.canary);
     const outcome: HostileOutcome = {
       page,
@@ -288,7 +290,7 @@ async function hostileSlot(ctx: Ctx, phase: Phase): Promise<void> {
       }
       const hc = ctx.hostileClients;
       if (hc?.alive && HOSTILE_VIEWERS > 0) {
-        const group = `${phase.name}/hostile/${ctx.hostileCount}`;
+        const group = `${phase.name}/hostile/${k}`;
         viewers = hc
           .open(group, run.visual_stream_url ?? '', HOSTILE_VIEWERS, false)
           .then(() => hc.collect([group], HOSTILE_SECONDS * 1000 + DRAIN_MS))
