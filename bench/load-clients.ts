@@ -216,6 +216,7 @@ class Group {
         skipped_by_resets: sum((v) => v.skippedByResets),
         incomplete_viewers: vs.filter((v) => !v.complete).length,
         first_seq: range(vs.map((v) => v.firstSeq)),
+        last_seq: range(vs.map((v) => v.lastSeq)),
         end_last_seq: range(vs.map((v) => v.endLastSeq)),
       },
       resumed: this.slow

@@ -73,6 +73,8 @@ export interface GroupReport {
     /** Viewers whose last seq is not the `end` frame's lastSeq, or that got no `end`. */
     incomplete_viewers: number;
     first_seq: { min: number | null; max: number | null };
+    /** The last seq each viewer had when it was reported: beside end_last_seq, tells a cut stream from a wrong lastSeq. */
+    last_seq: { min: number | null; max: number | null };
     end_last_seq: { min: number | null; max: number | null };
   };
   /** Slow viewers only: what they read once they resumed reading. */

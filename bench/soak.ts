@@ -473,7 +473,15 @@ async function runPhase(ctx: Ctx, name: string, withHostile: boolean) {
     latency_ms: l,
     frames_per_s: delivered.frames_per_s,
     events_per_s: delivered.events_per_s,
-    integrity: { ...delivered.integrity, failed_connections: phase.connectFailed },
+    integrity: {
+      ...delivered.integrity,
+      failed_connections: phase.connectFailed,
+      /** Runs whose viewers did not all end on the `end` frame's lastSeq: their seq ranges, to tell a cut stream from a wrong lastSeq. */
+      incomplete_runs: phase.groups
+        .filter((g) => g.seq.incomplete_viewers > 0)
+        .slice(0, 5)
+        .map((g) => ({ group: g.group, incomplete_viewers: g.seq.incomplete_viewers, got_end: g.got_end, first_seq: g.seq.first_seq, last_seq: g.seq.last_seq, end_last_seq: g.seq.end_last_seq, close_codes: g.close_codes })),
+    },
     server,
     clients: clientWindow,
     hostile_runs: withHostile ? phase.hostile : null,
