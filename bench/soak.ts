@@ -14,6 +14,7 @@
  * stayed up, and what became of each hostile run. See docs/BENCHMARKS.md, section "Soak".
  */
 import { createSocket } from 'node:dgram';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -93,17 +94,37 @@ const isTerminal = (s: SessionAnswer): boolean => TERMINAL_STATUSES.includes(s.s
 
 interface Canary {
   udpPort: number;
+  tcpPort: number;
   udpPackets: number;
+  tcpConnections: number;
   close(): void;
 }
 
-/** A UDP socket on 127.0.0.1 that webrtc.html aims its STUN and TURN servers at: counts what the recording browser sends. */
-async function udpCanary(): Promise<Canary> {
-  const socket = createSocket('udp4');
-  const canary: Canary = { udpPort: 0, udpPackets: 0, close: () => socket.close() };
-  socket.on('message', () => canary.udpPackets++);
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
-  canary.udpPort = socket.address().port;
+/**
+ * Where webrtc.html points its STUN server (a UDP socket) and its TURN server (a TCP listener) on
+ * 127.0.0.1: counts what the recording browser sends past the HTTP navigation policy.
+ */
+async function webrtcCanary(): Promise<Canary> {
+  const udp = createSocket('udp4');
+  const tcp = createTcpServer((socket) => {
+    canary.tcpConnections++;
+    socket.destroy();
+  });
+  const canary: Canary = {
+    udpPort: 0,
+    tcpPort: 0,
+    udpPackets: 0,
+    tcpConnections: 0,
+    close: () => {
+      udp.close();
+      tcp.close();
+    },
+  };
+  udp.on('message', () => canary.udpPackets++);
+  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => tcp.listen(0, '127.0.0.1', resolve));
+  canary.udpPort = udp.address().port;
+  canary.tcpPort = (tcp.address() as AddressInfo).port;
   return canary;
 }
 
@@ -123,7 +144,7 @@ function hostileUrl(name: string, site: StaticSite, canary: Canary): string {
       case 'attr-case':
         return { url: `${site.url}/attr-case-canary`, every: 1000 };
       case 'webrtc':
-        return { host: '127.0.0.1', port: canary.udpPort, turnPort: canary.udpPort, every: 2000 };
+        return { host: '127.0.0.1', port: canary.udpPort, turnPort: canary.tcpPort, every: 2000 };
       case 'forged-checkpoints':
         return { kb: s(512), every: 50 };
       default:
@@ -512,7 +533,7 @@ async function main(): Promise<void> {
   const startedAt = Date.now();
   const loadAtStart = loadavg()[0] ?? 0;
   progress(`starting (BENCH_SOAK_SECONDS=${SOAK_SECONDS}, BENCH_SOAK_VIEWERS=${VIEWERS}, ${ORDINARY} ordinary + ${HOSTILE} hostile at once, BENCH_SOAK_HOSTILE_SCALE=${SCALE}, pages ${PAGES.join(',')})`);
-  const canary = await udpCanary();
+  const canary = await webrtcCanary();
   const feed = await serveStatic(join(BENCH_DIR, 'pages'));
   const corpus = await serveStatic(CORPUS_DIR);
   const server = await ServerChild.start(SERVER_ENV);
@@ -603,7 +624,7 @@ async function main(): Promise<void> {
         server_exited: exit !== null,
         hostile_runs_with_a_crashed_page_or_browser: hostileRuns.filter((r) => /crash|browser process exited|Target (page, context or browser )?(has been )?closed/i.test(r.error ?? '')).length,
       },
-      hostile: { runs: hostileRuns.length, by_page: hostileSummary(hostileRuns), webrtc_udp_packets_at_canary: canary.udpPackets },
+      hostile: { runs: hostileRuns.length, by_page: hostileSummary(hostileRuns), webrtc_canary: { udp_packets: canary.udpPackets, tcp_connections: canary.tcpConnections } },
       phases: { baseline, with_hostile: withHostile },
       duration_s: round((Date.now() - startedAt) / 1000),
     };
