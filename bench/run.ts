@@ -585,7 +585,7 @@ async function measureServerIngest(stack: Stack, capture: Capture, n: number) {
       steps: [{ type: 'wait', description: 'replayed churn batches' }],
       visual: true,
       quality: 'standard',
-      bufferSize: config.eventBufferSize,
+      limits: { bufferEvents: config.eventBufferSize },
       metrics,
     }),
   );

@@ -12,6 +12,16 @@ const browser = { bundle: true, format: 'iife', platform: 'browser', target: 'es
 await Promise.all([
   build({ ...browser, entryPoints: [join(root, 'src/browser/page/recorder-entry.ts')], outfile: join(dist, 'page/recorder.js') }),
   build({ ...browser, entryPoints: [join(root, 'src/viewer/main.ts')], outfile: join(dist, 'viewer/viewer.js') }),
+  // Prepares large page batches off the event loop (src/session/ingest-pool.ts starts it).
+  build({
+    entryPoints: [join(root, 'src/session/ingest-worker.ts')],
+    outfile: join(dist, 'ingest-worker.js'),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    logLevel: 'warning',
+  }),
   build({
     entryPoints: [join(root, 'src/cli/main.ts')],
     outfile: join(dist, 'cli.js'),

@@ -96,6 +96,9 @@ const BINDING = '__domcastEmit';
 const FLUSH_MS = 10;
 const MAX_BATCH = 500;
 
+/** How long the server waits for the page to flush or take a snapshot before it goes on without. */
+const PAGE_CALL_TIMEOUT_MS = 5000;
+
 function recordOptions(quality: VisualQuality, privacy: PrivacyOptions, maskInputOptions: MaskInputOptions): PageRecorderConfig['options'] {
   const common = {
     // Passwords stay masked in every case (see fieldMasking).
@@ -160,21 +163,27 @@ export async function attachRecorder(
   page: Page,
   quality: VisualQuality,
   privacy: PrivacyOptions,
-  onBatch: (json: string) => void,
+  onBatch: (json: string) => Promise<void>,
 ): Promise<RecorderHandle> {
   await checkPrivacySelectors(page, privacy);
-  await context.exposeBinding(BINDING, (source, json: unknown) => {
+  // The page's call resolves once the batch is in the log (large ones are prepared in a worker), so flush() means delivered.
+  await context.exposeBinding(BINDING, async (source, json: unknown) => {
     if (source.page !== page || source.frame !== page.mainFrame() || typeof json !== 'string') return;
-    onBatch(json);
+    await onBatch(json);
   });
   await context.addInitScript({ content: recorderScript(quality, privacy) });
   const callPage = async (fn: 'flush' | 'takeFullSnapshot'): Promise<void> => {
     if (page.isClosed()) return;
-    await page
+    let timer: NodeJS.Timeout | undefined;
+    // A page that breaks what evaluate relies on (its own JSON, its promises) must not hold the run: we stop waiting.
+    const gaveUp = new Promise<void>((resolve) => (timer = setTimeout(resolve, PAGE_CALL_TIMEOUT_MS)));
+    const call = page
       .evaluate(async (name) => {
         await window.__domcast?.[name]();
       }, fn)
       .catch(() => undefined); // the page may be navigating or gone; the next document records afresh
+    await Promise.race([call, gaveUp]);
+    clearTimeout(timer);
   };
   return { flush: () => callPage('flush'), takeFullSnapshot: () => callPage('takeFullSnapshot') };
 }

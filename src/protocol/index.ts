@@ -41,6 +41,8 @@ export interface HelloFrame {
   error: string | null;
   lastSeq: number;
   serverTime: number;
+  /** Why the page's recording stopped before the run ended (it went past a bound); `end` follows. */
+  recordingStopped?: string | null;
   /** The run is kept in the recordings store, so a viewer can rewind it. */
   recorded: boolean;
 }
@@ -65,12 +67,15 @@ export interface StatusFrame {
   steps: StepInfo[];
   currentStep: number | null;
   error: string | null;
+  recordingStopped?: string | null;
 }
 
+/** Nothing more will come: the run ended, or its recording stopped (`reason` says why; the run may go on). */
 export interface EndFrame {
   t: 'end';
   status: SessionStatus;
   lastSeq: number;
+  reason?: string;
 }
 
 export interface PingFrame {
@@ -119,6 +124,7 @@ export const RrwebEventType = {
 export const CustomTag = {
   step: 'domcast.step',
   status: 'domcast.status',
+  recording: 'domcast.recording',
 } as const;
 
 export interface StepCustomPayload {
@@ -134,6 +140,11 @@ export interface StepCustomPayload {
 export interface StatusCustomPayload {
   status: SessionStatus;
   error?: string | null;
+}
+
+export interface RecordingCustomPayload {
+  state: 'stopped';
+  reason: string;
 }
 
 export function visualPath(sessionId: string): string {

@@ -1,7 +1,7 @@
 import type { BrowserContext, Page } from 'playwright-core';
 import { attachRecorder, guardRun, NavigationPolicy, screenshotMasks, type NavigationPolicyOptions, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
 import { BadRequestError, errorMessage, type Logger } from '../common/index.js';
-import type { Session, SessionRegistry, StreamMetrics } from '../session/index.js';
+import type { RecordingLimits, Session, SessionRegistry, StreamMetrics } from '../session/index.js';
 import { redactInputs, runWorkflow, secretRedactor, type Redact, type Workflow } from '../workflow/index.js';
 
 export interface StartRun {
@@ -73,7 +73,8 @@ export class RunManager {
       launcher: BrowserLauncher;
       registry: SessionRegistry;
       metrics: StreamMetrics;
-      bufferSize: number;
+      /** Bounds of each session's recording (VISUAL_EVENT_BUFFER_SIZE, VISUAL_SESSION_MAX_MB, VISUAL_MAX_EVENT_MB). */
+      limits: RecordingLimits;
       maxConcurrent: number;
       log: Logger;
       /** ALLOWED_HOSTS / BLOCKED_HOSTS; without them the built-in refusals (non-http schemes, link-local, cloud metadata) still apply. */
@@ -94,10 +95,11 @@ export class RunManager {
       steps: req.workflow.steps.map((s) => ({ type: s.type, description: s.description ?? null })),
       visual: req.visual,
       quality: req.quality,
-      bufferSize: this.deps.bufferSize,
+      limits: this.deps.limits,
       metrics: this.deps.metrics,
       inputs: redactInputs(req.inputs ?? {}),
     });
+    session.on('listenerError', (err) => this.deps.log.error({ err, session: session.id }, 'a consumer of the event log failed'));
     if (this.stopping !== null) {
       session.setStatus('cancelled', this.stopping);
       return session;
@@ -146,7 +148,7 @@ export class RunManager {
     const log = redactingLog(this.deps.log.child({ session: session.id }), redact);
     const signal = entry.abort.signal;
     try {
-      entry.context = await this.deps.launcher.newContext();
+      entry.context = await this.deps.launcher.newContext(this.policy);
     } catch (err) {
       log.error({ err: errorMessage(err) }, 'could not start a browser');
       session.setStatus('failed', `could not start a browser: ${errorMessage(err)}`);
@@ -171,8 +173,8 @@ export class RunManager {
         onRefused: () => session.refusedRequests++,
       });
       const recorder = req.visual
-        ? await attachRecorder(context, page, req.quality, req.privacy, (json) => {
-            const refused = session.ingest(json);
+        ? await attachRecorder(context, page, req.quality, req.privacy, async (json) => {
+            const refused = await session.ingest(json);
             if (refused) log.warn({ refused }, 'page batch refused');
           })
         : null;

@@ -50,7 +50,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
     launcher,
     registry,
     metrics,
-    bufferSize: config.eventBufferSize,
+    limits: config.recordingLimits,
     maxConcurrent: config.maxConcurrentSessions,
     log,
     navigation: { allowedHosts: config.allowedHosts, blockedHosts: config.blockedHosts },

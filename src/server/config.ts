@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../common/index.js';
+import { MIB, type RecordingLimits } from '../session/index.js';
 
 const bool = z
   .string()
@@ -58,6 +59,8 @@ const schema = z.object({
   VISUAL_STREAMING_ENABLED: bool.default(true),
   VISUAL_WEBSOCKET_MAX_CONNECTIONS: int(1, 1_000_000).default(100),
   VISUAL_EVENT_BUFFER_SIZE: int(10, 10_000_000).default(1000),
+  VISUAL_SESSION_MAX_MB: int(2, 4096).default(64),
+  VISUAL_MAX_EVENT_MB: int(1, 2048).default(16),
   MAX_CONCURRENT_SESSIONS: int(1, 1000).default(4),
   WORKFLOWS_DIR: z.string().trim().min(1, 'must not be empty').default('./workflows'),
   DOMCAST_RECORDINGS: bool.default(true),
@@ -86,6 +89,8 @@ export interface Config {
   readonly visualStreamingEnabled: boolean;
   readonly maxConnections: number;
   readonly eventBufferSize: number;
+  /** Each session's recording: events and characters held in memory, the largest event (see RecordingLimits). */
+  readonly recordingLimits: Readonly<RecordingLimits>;
   readonly maxConcurrentSessions: number;
   /** Absolute path of the stored workflows folder. */
   readonly workflowsDir: string;
@@ -133,12 +138,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid settings:\n${lines.join('\n')}`);
   }
   const c = parsed.data;
+  if (c.VISUAL_MAX_EVENT_MB * 2 > c.VISUAL_SESSION_MAX_MB) {
+    throw new ConfigError(
+      `invalid settings:\n  VISUAL_MAX_EVENT_MB=${c.VISUAL_MAX_EVENT_MB}: must be at most half of VISUAL_SESSION_MAX_MB (${c.VISUAL_SESSION_MAX_MB}), so a checkpoint of that size leaves room for what follows it`,
+    );
+  }
   return Object.freeze({
     port: c.PORT,
     host: c.HOST,
     visualStreamingEnabled: c.VISUAL_STREAMING_ENABLED,
     maxConnections: c.VISUAL_WEBSOCKET_MAX_CONNECTIONS,
     eventBufferSize: c.VISUAL_EVENT_BUFFER_SIZE,
+    recordingLimits: Object.freeze({
+      bufferEvents: c.VISUAL_EVENT_BUFFER_SIZE,
+      maxSessionChars: c.VISUAL_SESSION_MAX_MB * MIB,
+      maxEventChars: c.VISUAL_MAX_EVENT_MB * MIB,
+    }),
     maxConcurrentSessions: c.MAX_CONCURRENT_SESSIONS,
     workflowsDir: resolve(c.WORKFLOWS_DIR),
     recordings: c.DOMCAST_RECORDINGS,

@@ -1,4 +1,6 @@
 export { SessionLog, type Batch, type Slice } from './log.js';
-export { Session, parseBatch, type StepResult } from './session.js';
+export { Session, type StepResult } from './session.js';
+export { prepareBatch, measureJson, type BatchLimits, type LogEntry, type PreparedBatch } from './prepare.js';
+export { DEFAULT_LIMITS, MIB, type RecordingLimits } from './limits.js';
 export { SessionRegistry } from './registry.js';
 export { SampleWindow, StreamMetrics, roundMs } from './metrics.js';

@@ -2,8 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { Session, type SessionInit } from './session.js';
 
 /**
+ * Finished sessions' events kept in memory, all together, when nothing else holds them (without
+ * the recordings store, which releases each one once written). Past this the oldest are released.
+ */
+export const FINISHED_LOGS_MAX_CHARS = 64 * 1024 * 1024;
+
+/**
  * Live sessions plus the most recent finished ones, so a viewer opened after a run ended still
- * sees its final page. Finished sessions beyond `keepFinished` are forgotten, oldest first.
+ * sees its final page. Finished sessions beyond `keepFinished` are forgotten, oldest first, and
+ * their events are held only up to FINISHED_LOGS_MAX_CHARS in all.
  */
 export class SessionRegistry {
   private readonly sessions = new Map<string, Session>();
@@ -45,5 +52,11 @@ export class SessionRegistry {
     const keep = this.options.keepFinished ?? 200;
     const finished = [...this.sessions.values()].filter((s) => s.finished);
     for (const s of finished.slice(0, Math.max(0, finished.length - keep))) this.sessions.delete(s.id);
+    let held = 0;
+    for (const s of finished.slice(-keep).reverse()) {
+      held += s.log.retainedChars;
+      // After the other status listeners: a channel ending its viewers may still send them this log.
+      if (held > FINISHED_LOGS_MAX_CHARS) queueMicrotask(() => s.log.release());
+    }
   }
 }

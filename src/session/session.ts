@@ -5,12 +5,15 @@ import {
   stepScreenshotPath,
   TERMINAL_STATUSES,
   type SessionStatus,
+  type RecordingCustomPayload,
   type StatusCustomPayload,
   type StepCustomPayload,
   type StepInfo,
-  type WireEvent,
 } from '../protocol/index.js';
+import { PageIngest } from './ingest.js';
+import { DEFAULT_LIMITS, type RecordingLimits } from './limits.js';
 import { SessionLog } from './log.js';
+import type { PreparedBatch } from './prepare.js';
 import { SampleWindow, roundMs, type StreamMetrics } from './metrics.js';
 
 export interface StepResult extends StepInfo {
@@ -24,7 +27,8 @@ export interface SessionInit {
   steps: { type: string; description: string | null }[];
   visual: boolean;
   quality: 'standard' | 'high';
-  bufferSize: number;
+  /** Bounds of the session's recording (VISUAL_EVENT_BUFFER_SIZE, VISUAL_SESSION_MAX_MB, VISUAL_MAX_EVENT_MB); defaults otherwise. */
+  limits?: Partial<RecordingLimits>;
   metrics: StreamMetrics;
   /** The run's inputs, already stripped of secrets (see redactInputs in src/workflow/secrets.ts). */
   inputs?: Record<string, unknown>;
@@ -32,52 +36,8 @@ export interface SessionInit {
 
 export interface SessionEvents {
   status: [];
-}
-
-/**
- * Largest batch text taken from a page, in UTF-16 units. Our recorder sends at most 500 events per
- * batch (a big page's first snapshot with inlined images is a few MiB); anything near this is a
- * page calling the binding itself to make the server parse and keep it.
- */
-export const MAX_BATCH_CHARS = 64 * 1024 * 1024;
-
-/** Tags of Custom events only the server may write: a page that forges them would fake steps or a status. */
-const SERVER_TAG_PREFIX = 'domcast.';
-
-function isServerCustom(e: WireEvent): boolean {
-  if (e.type !== RrwebEventType.Custom) return false;
-  const tag = (e.data as { tag?: unknown } | null | undefined)?.tag;
-  return typeof tag === 'string' && tag.startsWith(SERVER_TAG_PREFIX);
-}
-
-export interface ParsedBatch {
-  events: WireEvent[];
-  rejected: number;
-  /** Why the batch (or part of it) was refused, when that is worth a log line: oversized, or forged server events. */
-  refused?: string;
-}
-
-/** Drops anything a page could send that is not shaped like an rrweb event, or that only the server may send. */
-export function parseBatch(json: string): ParsedBatch {
-  if (json.length > MAX_BATCH_CHARS) return { events: [], rejected: 1, refused: `batch of ${json.length} chars is over ${MAX_BATCH_CHARS}` };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json);
-  } catch {
-    return { events: [], rejected: 1 };
-  }
-  if (!Array.isArray(parsed)) return { events: [], rejected: 1 };
-  const events: WireEvent[] = [];
-  let forged = 0;
-  for (const e of parsed as unknown[]) {
-    if (e && typeof e === 'object' && typeof (e as WireEvent).type === 'number' && Number.isFinite((e as WireEvent).timestamp)) {
-      if (isServerCustom(e as WireEvent)) forged++;
-      else events.push(e as WireEvent);
-    }
-  }
-  const result: ParsedBatch = { events, rejected: parsed.length - events.length };
-  if (forged > 0) result.refused = `${forged} page-sent custom event(s) with a reserved ${SERVER_TAG_PREFIX}* tag`;
-  return result;
+  /** A consumer of the log (a channel, the store) threw on a batch. */
+  listenerError: [unknown];
 }
 
 /** One workflow run: its lifecycle, its steps and, when visual, its event log. */
@@ -102,14 +62,19 @@ export class Session extends EventEmitter<SessionEvents> {
   failedStep: number | null = null;
   /** Set by whoever drives the page: asks it for a fresh checkpoint. */
   requestSnapshot: () => void = () => {};
+  /** Why the page's recording was stopped before the run ended (it went past a bound), or null. */
+  recordingStopped: string | null = null;
   /** Requests and WebSockets of the run's browser refused by the navigation policy. */
   refusedRequests = 0;
   private readonly metrics: StreamMetrics;
   /** This session's own page → viewer latency (the server-wide figure mixes all sessions). */
   readonly latency = new SampleWindow(512);
+  private readonly pageIngest: PageIngest;
 
   constructor(init: SessionInit) {
     super();
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the ingest target reads the session's state as it is at each call
+    const session = this;
     this.id = init.id;
     this.workflowName = init.workflowName;
     this.visual = init.visual;
@@ -117,7 +82,19 @@ export class Session extends EventEmitter<SessionEvents> {
     this.inputs = init.inputs ?? {};
     this.metrics = init.metrics;
     this.steps = init.steps.map((s, index) => ({ index, type: s.type, description: s.description, state: 'pending' }));
-    this.log = new SessionLog(init.bufferSize, () => this.requestSnapshot());
+    const limits = { ...DEFAULT_LIMITS, ...init.limits };
+    this.log = new SessionLog(limits, {
+      onOverflow: () => this.requestSnapshot(),
+      onLimit: (reason) => this.stopRecording(reason),
+      onListenerError: (err) => this.emit('listenerError', err),
+    });
+    this.pageIngest = new PageIngest(limits, {
+      accept: (batch) => this.accept(batch),
+      stop: (reason) => this.stopRecording(reason),
+      get closed() {
+        return session.finished || session.recordingStopped !== null;
+      },
+    });
   }
 
   get finished(): boolean {
@@ -125,14 +102,17 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   /**
-   * A batch from the page, as JSON text. Appended (and so fanned out) before this returns.
-   * Returns why part of it was refused, if it was, for the caller to log (null otherwise).
+   * A batch from the page, as JSON text: prepared (on the event loop if small, else in a worker)
+   * and appended in the order the page sent it. Resolves once it is in the log, with why part of
+   * it was refused, if it was, for the caller to log (null otherwise).
    */
-  ingest(json: string): string | null {
-    if (this.finished) return null;
-    const { events, rejected, refused } = parseBatch(json);
+  ingest(json: string): Promise<string | null> {
+    return this.pageIngest.ingest(json);
+  }
+
+  private accept({ entries, rejected, refused }: PreparedBatch): string | null {
     this.metrics.rejectedEvents += rejected;
-    const batch = this.log.append(events);
+    const batch = this.log.appendPage(entries);
     if (!batch) return refused ?? null;
     const now = Date.now();
     for (const ts of batch.timestamps) {
@@ -145,7 +125,18 @@ export class Session extends EventEmitter<SessionEvents> {
     return refused ?? null;
   }
 
-  private custom(tag: string, payload: StepCustomPayload | StatusCustomPayload): void {
+  /**
+   * The page went past a bound: nothing more of it is recorded (its later batches are dropped
+   * unread), viewers are told why and their stream ends; the run itself goes on.
+   */
+  stopRecording(reason: string): void {
+    if (this.recordingStopped !== null || this.finished || !this.visual) return;
+    this.recordingStopped = `recording stopped: ${reason}`;
+    this.custom(CustomTag.recording, { state: 'stopped', reason: this.recordingStopped });
+    this.emit('status');
+  }
+
+  private custom(tag: string, payload: StepCustomPayload | StatusCustomPayload | RecordingCustomPayload): void {
     if (!this.visual) return;
     this.log.append([{ type: RrwebEventType.Custom, timestamp: Date.now(), data: { tag, payload } }]);
   }
@@ -247,6 +238,7 @@ export class Session extends EventEmitter<SessionEvents> {
       events: { total: this.log.totalEvents, retained: this.log.retained, last_seq: this.log.lastSeq, bytes: this.log.totalBytes },
       latency_ms: { average: roundMs(this.latency.average()), p95: roundMs(this.latency.percentile(95)) },
       refused_requests: this.refusedRequests,
+      recording_stopped: this.recordingStopped,
     };
   }
 }

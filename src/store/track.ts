@@ -34,6 +34,8 @@ export function track(store: SqliteStore, session: Session): void {
     if (session.finished) {
       unsubscribe();
       session.off('status', onStatus);
+      // Once written, the store serves the recording: an ended session's events leave memory.
+      void store.flush().then(() => session.log.release());
     }
   };
   session.on('status', onStatus);

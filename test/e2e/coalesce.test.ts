@@ -14,7 +14,7 @@ describe('a crowd of viewers', () => {
 
   before(async () => {
     stack = await startStack({ VISUAL_MAX_CONNECTIONS_PER_IP: '500', VISUAL_WEBSOCKET_MAX_CONNECTIONS: '500' });
-    session = stack.server.deps.registry.create({ workflowName: 'crowd', steps: [], visual: true, quality: 'standard', bufferSize: 5000, metrics: stack.server.deps.metrics });
+    session = stack.server.deps.registry.create({ workflowName: 'crowd', steps: [], visual: true, quality: 'standard', limits: { bufferEvents: 5000 }, metrics: stack.server.deps.metrics });
     session.ingest(JSON.stringify([{ type: 4, timestamp: t++, data: { href: 'http://page/', width: 800, height: 600 } }, { type: 2, timestamp: t++, data: {} }]));
   });
   after(() => stack.close());
@@ -61,7 +61,7 @@ describe('a crowd of viewers', () => {
   });
 
   test('a small audience gets each batch at once, as its own frame', async () => {
-    const small = stack.server.deps.registry.create({ workflowName: 'small', steps: [], visual: true, quality: 'standard', bufferSize: 5000, metrics: stack.server.deps.metrics });
+    const small = stack.server.deps.registry.create({ workflowName: 'small', steps: [], visual: true, quality: 'standard', limits: { bufferEvents: 5000 }, metrics: stack.server.deps.metrics });
     small.ingest(JSON.stringify([{ type: 4, timestamp: t++, data: { href: 'http://page/', width: 800, height: 600 } }, { type: 2, timestamp: t++, data: {} }]));
     const viewer = new SeqViewer(await streamUrl(stack, small.id));
     await viewer.opened();

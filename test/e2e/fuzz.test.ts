@@ -178,7 +178,7 @@ describe(`malformed input (seed ${SEED})`, () => {
       MAX_CONCURRENT_SESSIONS: '2',
       VISUAL_MAX_CONNECTIONS_PER_IP: '1000',
     });
-    session = stack.server.deps.registry.create({ workflowName: 'fuzz', steps: [], visual: true, quality: 'standard', bufferSize: 100, metrics: stack.server.deps.metrics });
+    session = stack.server.deps.registry.create({ workflowName: 'fuzz', steps: [], visual: true, quality: 'standard', limits: { bufferEvents: 100 }, metrics: stack.server.deps.metrics });
     session.ingest(JSON.stringify([{ type: 4, timestamp: Date.now(), data: { href: 'http://x/', width: 10, height: 10 } }, { type: 2, timestamp: Date.now(), data: {} }]));
   });
   after(async () => {

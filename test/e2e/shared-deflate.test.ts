@@ -71,7 +71,7 @@ describe('compression once per frame', () => {
   let session: Session;
   before(async () => {
     stack = await startStack();
-    session = stack.server.deps.registry.create({ workflowName: 'deflate', steps: [], visual: true, quality: 'standard', bufferSize: 100, metrics: stack.server.deps.metrics });
+    session = stack.server.deps.registry.create({ workflowName: 'deflate', steps: [], visual: true, quality: 'standard', limits: { bufferEvents: 100 }, metrics: stack.server.deps.metrics });
     const t = Date.now();
     session.ingest(JSON.stringify([{ type: 4, timestamp: t, data: { href: 'http://page/', width: 800, height: 600 } }, { type: 2, timestamp: t, data: { text: 'x'.repeat(5000) } }]));
   });

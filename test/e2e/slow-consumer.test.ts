@@ -35,7 +35,7 @@ describe('a viewer that stops reading', () => {
 
   test('is held to a bounded backlog, does not delay the others, and catches up from a checkpoint with a reset once it reads again', async () => {
     const hub = stack.server.deps.hub;
-    const session = stack.server.deps.registry.create({ workflowName: 'slow', steps: [], visual: true, quality: 'standard', bufferSize: 2000, metrics: stack.server.deps.metrics });
+    const session = stack.server.deps.registry.create({ workflowName: 'slow', steps: [], visual: true, quality: 'standard', limits: { bufferEvents: 2000 }, metrics: stack.server.deps.metrics });
     const feed = feeder(session);
     feed.checkpoint();
     const url = await streamUrl(stack, session.id);
@@ -94,7 +94,7 @@ describe('many viewers that stop reading', () => {
     const http = createServer();
     http.on('upgrade', (req, socket, head) => hub.handleUpgrade(req, socket, head));
     await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
-    const session = registry.create({ workflowName: 'budget', steps: [], visual: true, quality: 'standard', bufferSize: 2000, metrics });
+    const session = registry.create({ workflowName: 'budget', steps: [], visual: true, quality: 'standard', limits: { bufferEvents: 2000 }, metrics });
     const feed = feeder(session);
     feed.checkpoint();
     const url = `ws://127.0.0.1:${(http.address() as AddressInfo).port}/workflows/visual/${session.id}`;

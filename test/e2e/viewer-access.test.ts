@@ -15,7 +15,7 @@ function liveSession(stack: Stack): Session {
     steps: [],
     visual: true,
     quality: 'standard',
-    bufferSize: 100,
+    limits: { bufferEvents: 100 },
     metrics: stack.server.deps.metrics,
   });
 }

@@ -33,7 +33,7 @@ function addSession(server: Server, visual = true): Session {
     steps: [],
     visual,
     quality: 'standard',
-    bufferSize: 100,
+    limits: { bufferEvents: 100 },
     metrics: server.deps.metrics,
   });
 }

@@ -58,7 +58,7 @@ describe('HTTP routes', () => {
       steps: [{ type: 'wait', description: null }],
       visual,
       quality: 'standard',
-      bufferSize: 100,
+      limits: { bufferEvents: 100 },
       metrics: server.deps.metrics,
     });
   }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RrwebEventType, type WireEvent } from '../../src/protocol/index.js';
 import { SessionLog, type Batch } from '../../src/session/log.js';
+import { toEntry } from '../../src/session/prepare.js';
 
 const { Meta, FullSnapshot, IncrementalSnapshot } = RrwebEventType;
 
@@ -226,14 +227,14 @@ describe('SessionLog listeners', () => {
 describe('SessionLog overflow', () => {
   test('reaching maxEvents exactly does not ask for a checkpoint', () => {
     let calls = 0;
-    const log = new SessionLog(5, () => calls++);
+    const log = new SessionLog(5, { onOverflow: () => calls++ });
     log.append(incremental(5));
     assert.equal(calls, 0);
   });
 
   test('going past maxEvents asks for a checkpoint once', () => {
     let calls = 0;
-    const log = new SessionLog(5, () => calls++);
+    const log = new SessionLog(5, { onOverflow: () => calls++ });
     log.append(incremental(6));
     assert.equal(calls, 1);
   });
@@ -241,7 +242,7 @@ describe('SessionLog overflow', () => {
   test('more events within 2 s do not ask again', (t) => {
     t.mock.timers.enable({ apis: ['Date'], now: 50_000 });
     let calls = 0;
-    const log = new SessionLog(5, () => calls++);
+    const log = new SessionLog(5, { onOverflow: () => calls++ });
     log.append(incremental(6));
     t.mock.timers.tick(1999);
     log.append(incremental(1));
@@ -252,7 +253,7 @@ describe('SessionLog overflow', () => {
   test('if no checkpoint came within 2 s, the next append asks again', (t) => {
     t.mock.timers.enable({ apis: ['Date'], now: 50_000 });
     let calls = 0;
-    const log = new SessionLog(5, () => calls++);
+    const log = new SessionLog(5, { onOverflow: () => calls++ });
     log.append(incremental(6));
     t.mock.timers.tick(2000);
     log.append(incremental(1));
@@ -260,7 +261,7 @@ describe('SessionLog overflow', () => {
   });
 
   test('events keep being retained while the checkpoint is awaited', () => {
-    const log = new SessionLog(5, () => {});
+    const log = new SessionLog(5, { onOverflow: () => {} });
     log.append(incremental(9));
     assert.equal(log.retained, 9);
     assert.equal(log.since(0)?.events.length, 9);
@@ -268,7 +269,7 @@ describe('SessionLog overflow', () => {
 
   test('the arrival of a new checkpoint trims memory back to it', () => {
     let calls = 0;
-    const log = new SessionLog(5, () => calls++);
+    const log = new SessionLog(5, { onOverflow: () => calls++ });
     log.append(incremental(8)); // 1-8
     assert.equal(calls, 1);
     log.append(checkpoint()); // 9-10
@@ -281,10 +282,107 @@ describe('SessionLog overflow', () => {
   test('after a checkpoint arrives, the next overflow is asked for at once', (t) => {
     t.mock.timers.enable({ apis: ['Date'], now: 50_000 });
     let calls = 0;
-    const log = new SessionLog(5, () => calls++);
+    const log = new SessionLog(5, { onOverflow: () => calls++ });
     log.append(incremental(6));
     log.append(checkpoint());
     log.append(incremental(4)); // 2 + 4 = 6 retained > 5
     assert.equal(calls, 2);
+  });
+});
+
+describe('SessionLog bounds in characters', () => {
+  const page = (events: WireEvent[]) => events.map(toEntry);
+  const text = (chars: number): WireEvent[] => [ev(IncrementalSnapshot, { t: 'x'.repeat(chars) })];
+
+  test('characters held are counted and given back when a checkpoint trims the log', () => {
+    const log = new SessionLog({ bufferEvents: 100, maxSessionChars: 100_000 });
+    log.appendPage(page(text(1000)));
+    assert.ok(log.retainedChars > 1000 && log.retainedChars < 1100, String(log.retainedChars));
+    log.appendPage(page(checkpoint()));
+    assert.equal(log.retainedChars, checkpoint().reduce((n, e) => n + JSON.stringify(e).length, 0));
+  });
+
+  test('past half the bound after the checkpoint, a fresh checkpoint is asked for, however few the events', () => {
+    let asked = 0;
+    const log = new SessionLog({ bufferEvents: 100, maxSessionChars: 10_000 }, { onOverflow: () => asked++ });
+    log.appendPage(page(checkpoint()));
+    log.appendPage(page(text(4000)));
+    assert.equal(asked, 0);
+    log.appendPage(page(text(2000)));
+    assert.equal(asked, 1);
+  });
+
+  test('a page batch that would pass the bound is refused whole and recording is told to stop; memory stays within it', () => {
+    const reasons: string[] = [];
+    const log = new SessionLog({ bufferEvents: 100, maxSessionChars: 10_000 }, { onLimit: (r) => reasons.push(r) });
+    log.appendPage(page(text(6000)));
+    const before = log.lastSeq;
+    assert.equal(log.appendPage(page([...incremental(2), ...text(5000)])), null);
+    assert.equal(log.lastSeq, before, 'no seq was used: not even the small events in front');
+    assert.ok(log.retainedChars <= 10_000);
+    assert.match(reasons[0] ?? '', /more than 10000 chars in memory without a new checkpoint/);
+  });
+
+  test('a page that never sends a checkpoint stops being recorded at ten times the buffer, not a million events later', () => {
+    const reasons: string[] = [];
+    const log = new SessionLog({ bufferEvents: 10 }, { onLimit: (r) => reasons.push(r) });
+    for (let i = 0; i < 1000 && reasons.length === 0; i++) log.appendPage(page(incremental(7)));
+    assert.ok(log.retained <= 100, `retained ${log.retained}`);
+    assert.match(reasons[0] ?? '', /more than 100 events/);
+  });
+
+  test('server events are never refused by the bound', () => {
+    const log = new SessionLog({ bufferEvents: 10, maxSessionChars: 10_000 }, { onLimit: () => {} });
+    log.appendPage(page(text(9000)));
+    assert.ok(log.append(text(2000)));
+  });
+});
+
+describe('SessionLog listeners and release', () => {
+  test('a listener that throws does not keep the batch from the log or from the other listeners', () => {
+    const errors: unknown[] = [];
+    const log = new SessionLog(100, { onListenerError: (e) => errors.push(e) });
+    const seen: number[] = [];
+    log.subscribe(() => {
+      throw new RangeError('Invalid string length');
+    });
+    log.subscribe((b) => seen.push(b.from));
+    log.append(incremental(2));
+    log.append(incremental(1));
+    assert.deepEqual(seen, [1, 3]);
+    assert.equal(log.lastSeq, 3);
+    assert.equal(errors.length, 2);
+  });
+
+  test('release drops the events but keeps seqs and counts; later server events go on from there', () => {
+    const log = new SessionLog(100);
+    log.append([...checkpoint(), ...incremental(3)]);
+    const { totalEvents, totalBytes } = log;
+    log.release();
+    assert.equal(log.retained, 0);
+    assert.equal(log.retainedChars, 0);
+    assert.equal(log.lastSeq, 5);
+    assert.equal(log.since(2), null);
+    assert.equal(log.totalEvents, totalEvents);
+    assert.equal(log.totalBytes, totalBytes);
+    assert.equal(log.append(incremental(1))?.from, 6);
+    assert.equal(log.lastSeq, 6);
+    assert.equal(log.appendPage(incremental(1).map(toEntry)), null, 'a released log takes nothing more from the page');
+  });
+
+  test('derive builds once until the log changes, and forgets on release', () => {
+    const log = new SessionLog(100);
+    log.append(incremental(2));
+    let builds = 0;
+    const build = () => ++builds;
+    log.derive('k', build);
+    log.derive('k', build);
+    assert.equal(builds, 1);
+    log.append(incremental(1));
+    log.derive('k', build);
+    assert.equal(builds, 2);
+    log.release();
+    log.derive('k', build);
+    assert.equal(builds, 3);
   });
 });

@@ -2,7 +2,18 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CustomTag, RrwebEventType, type WireEvent } from '../../src/protocol/index.js';
 import { StreamMetrics } from '../../src/session/metrics.js';
-import { MAX_BATCH_CHARS, parseBatch, Session } from '../../src/session/session.js';
+import { prepareBatch, type BatchLimits } from '../../src/session/prepare.js';
+import { Session } from '../../src/session/session.js';
+import { PageIngest } from '../../src/session/ingest.js';
+import type { IngestPool } from '../../src/session/ingest-pool.js';
+import { DEFAULT_LIMITS } from '../../src/session/limits.js';
+
+const LIMITS: BatchLimits = { maxBatchChars: 1000, maxEventChars: 1000, maxBatchEvents: 50, maxDepth: 20 };
+/** prepareBatch with small limits, its entries parsed back. */
+function parseBatch(json: string, limits: BatchLimits = LIMITS): { events: WireEvent[]; rejected: number; refused?: string } {
+  const { entries, ...rest } = prepareBatch(json, limits);
+  return { events: entries.map((e) => JSON.parse(e.json) as WireEvent), ...rest };
+}
 
 interface CustomData {
   tag: string;
@@ -20,7 +31,7 @@ function newSession(overrides: { visual?: boolean; bufferSize?: number; metrics?
     ],
     visual: overrides.visual ?? true,
     quality: 'standard',
-    bufferSize: overrides.bufferSize ?? 1000,
+    limits: { bufferEvents: overrides.bufferSize ?? 1000 },
     metrics: overrides.metrics ?? new StreamMetrics(),
   });
 }
@@ -38,7 +49,7 @@ function customEvents(session: Session): CustomData[] {
 const pageEvents = (timestamps: number[]): string =>
   JSON.stringify(timestamps.map((timestamp) => ({ type: RrwebEventType.IncrementalSnapshot, timestamp, data: { source: 0 } })));
 
-describe('parseBatch', () => {
+describe('prepareBatch', () => {
   test('keeps well-formed events in order with none rejected', () => {
     const result = parseBatch('[{"type":4,"timestamp":1,"data":{}},{"type":2,"timestamp":2}]');
     assert.deepEqual(result.events, [{ type: 4, timestamp: 1, data: {} }, { type: 2, timestamp: 2 }]);
@@ -93,13 +104,44 @@ describe('parseBatch', () => {
     assert.match(result.refused ?? '', /3 page-sent custom event\(s\) with a reserved domcast\.\* tag/);
   });
 
-  test('a batch over MAX_BATCH_CHARS is refused without being parsed', () => {
-    const huge = `[${' '.repeat(MAX_BATCH_CHARS)}]`;
-    const result = parseBatch(huge);
+  test('a batch over maxBatchChars is refused without being parsed', () => {
+    const result = parseBatch(`[${' '.repeat(LIMITS.maxBatchChars)}]`);
     assert.deepEqual(result.events, []);
     assert.equal(result.rejected, 1);
-    assert.match(result.refused ?? '', /over 67108864/);
-    assert.equal(parseBatch(`[${' '.repeat(MAX_BATCH_CHARS - 2)}]`).refused, undefined, 'the bound itself is accepted');
+    assert.match(result.refused ?? '', /over 1000/);
+    assert.equal(parseBatch(`[${' '.repeat(LIMITS.maxBatchChars - 2)}]`).refused, undefined, 'the bound itself is accepted');
+  });
+
+  test('an event that grows past maxEventChars once written out refuses the whole batch (1e20 is 21 digits)', () => {
+    const numbers = Array(60).fill('1e20').join(',');
+    const json = `[{"type":3,"timestamp":1},{"type":3,"timestamp":2,"data":[${numbers}]}]`;
+    assert.ok(json.length < LIMITS.maxEventChars, 'small as sent');
+    const result = parseBatch(json);
+    assert.deepEqual(result.events, [], 'not even the valid first event');
+    assert.match(result.refused ?? '', /event 1 is over 1000 chars once written out/);
+    assert.equal(parseBatch(`[{"type":3,"timestamp":2,"data":[${Array(30).fill('1e20').join(',')}]}]`).events.length, 1, '30 of them fit');
+  });
+
+  test('an event nested deeper than maxDepth refuses the whole batch instead of overflowing the stack', () => {
+    const deep = (n: number): string => `${'['.repeat(n)}${']'.repeat(n)}`;
+    const result = parseBatch(`[{"type":3,"timestamp":1},{"type":3,"timestamp":2,"data":${deep(30)}}]`);
+    assert.deepEqual(result.events, []);
+    assert.match(result.refused ?? '', /event 1 nests deeper than 20/);
+    assert.equal(parseBatch(`[{"type":3,"timestamp":2,"data":${deep(15)}}]`).events.length, 1);
+    const huge = parseBatch(`[{"type":3,"timestamp":1},{"type":3,"timestamp":2,"data":${deep(20_000)}}]`, { ...LIMITS, maxBatchChars: 100_000, maxEventChars: 100_000, maxDepth: 2000 });
+    assert.match(huge.refused ?? '', /nests deeper than 2000/);
+  });
+
+  test('a batch with more entries than maxBatchEvents is refused whole', () => {
+    const result = parseBatch(JSON.stringify(Array.from({ length: 51 }, (_, i) => ({ type: 3, timestamp: i }))), { ...LIMITS, maxBatchChars: 10_000 });
+    assert.deepEqual(result.events, []);
+    assert.match(result.refused ?? '', /51 entries is over 50/);
+  });
+
+  test('a lone surrogate the page sends raw counts the six characters it is written as', () => {
+    const text = '\ud800'.repeat(200);
+    const json = `[{"type":3,"timestamp":1,"data":"${text}"}]`;
+    assert.match(parseBatch(json, { ...LIMITS, maxBatchChars: 2000 }).refused ?? '', /over 1000 chars once written out/);
   });
 });
 
@@ -154,17 +196,17 @@ describe('Session.ingest', () => {
     assert.equal(metrics.totalEventsProcessed, 3);
   });
 
-  test('says why part of a batch was refused, keeps the rest, and counts the refused events as rejected', () => {
+  test('says why part of a batch was refused, keeps the rest, and counts the refused events as rejected', async () => {
     const metrics = new StreamMetrics();
     const session = newSession({ metrics });
     const forged = { type: RrwebEventType.Custom, timestamp: 2, data: { tag: CustomTag.status, payload: { status: 'failed', error: 'forged' } } };
-    const refused = session.ingest(JSON.stringify([{ type: RrwebEventType.IncrementalSnapshot, timestamp: 1, data: { source: 0 } }, forged]));
+    const refused = await session.ingest(JSON.stringify([{ type: RrwebEventType.IncrementalSnapshot, timestamp: 1, data: { source: 0 } }, forged]));
     assert.match(refused ?? '', /reserved domcast/);
     assert.equal(session.log.lastSeq, 1);
     assert.deepEqual(customEvents(session), []);
     assert.equal(session.status, 'queued');
     assert.equal(metrics.rejectedEvents, 1);
-    assert.equal(session.ingest(pageEvents([3])), null, 'an ordinary batch is not refused');
+    assert.equal(await session.ingest(pageEvents([3])), null, 'an ordinary batch is not refused');
   });
 
   test('a log past its buffer size asks the session for a snapshot', () => {
@@ -410,5 +452,57 @@ describe('Session.toJSON', () => {
     assert.equal(json.ended_at, null);
     assert.equal(typeof json.started_at, 'string');
     assert.deepEqual(json.events, { total: 3, retained: 3, last_seq: 3, bytes: session.log.totalBytes });
+  });
+});
+
+describe('PageIngest', () => {
+  const big = (ts: number, chars: number): string => JSON.stringify([{ type: RrwebEventType.IncrementalSnapshot, timestamp: ts, data: { t: 'x'.repeat(chars) } }]);
+
+  test('a large batch goes to the worker and the small one sent after it still lands after it', async () => {
+    const session = newSession();
+    const first = session.ingest(big(1, 100_000));
+    const second = session.ingest(pageEvents([2]));
+    assert.equal(session.log.lastSeq, 0, 'the small one waits for the large one');
+    await Promise.all([first, second]);
+    assert.deepEqual(loggedEvents(session).map((e) => e.timestamp), [1, 2]);
+  });
+
+  test('the worker refuses an event that grows past the bound once written out, and nothing of its batch is kept', async () => {
+    const session = new Session({
+      id: 's', workflowName: 'w', steps: [], visual: true, quality: 'standard', metrics: new StreamMetrics(),
+      limits: { maxEventChars: 100_000, maxSessionChars: 1_000_000 },
+    });
+    const numbers = Array(15_000).fill('1e20').join(',');
+    const refused = await session.ingest(`[{"type":3,"timestamp":1},{"type":3,"timestamp":2,"data":[${numbers}]}]`);
+    assert.match(refused ?? '', /event 1 is over 100000 chars once written out/);
+    assert.equal(session.log.lastSeq, 0);
+    assert.equal(await session.ingest(pageEvents([3])), null);
+    assert.equal(session.log.lastSeq, 1, 'the next batch gets the next seq: no hole');
+  });
+
+  test('a page that sends more than its budget of characters stops being recorded, with the reason in its status', async () => {
+    const session = new Session({
+      id: 's', workflowName: 'w', steps: [], visual: true, quality: 'standard', metrics: new StreamMetrics(),
+      limits: { maxEventChars: 200_000, maxSessionChars: 1_000_000 },
+    });
+    let statuses = 0;
+    session.on('status', () => statuses++);
+    const calls = Array.from({ length: 12 }, (_, i) => session.ingest(big(i, 150_000)));
+    await Promise.all(calls);
+    assert.match(session.recordingStopped ?? '', /^recording stopped: the page sent more than 1000000 chars at once/);
+    assert.ok(session.log.retainedChars <= 1_000_000);
+    assert.equal(statuses, 1);
+    const last = session.log.lastSeq;
+    assert.equal(await session.ingest(pageEvents([99])), null);
+    assert.equal(session.log.lastSeq, last, 'later batches are dropped unread');
+    assert.deepEqual(customEvents(session).at(-1), { tag: CustomTag.recording, payload: { state: 'stopped', reason: session.recordingStopped } });
+  });
+
+  test('a page whose batches take more than the preparation budget stops being recorded', async () => {
+    const fakePool = { prepare: async () => ({ batch: { entries: [], rejected: 0 }, ms: 4000 }) } as unknown as IngestPool;
+    let stopped = '';
+    const ingest = new PageIngest(DEFAULT_LIMITS, { accept: () => null, stop: (r) => (stopped = r), closed: false }, fakePool);
+    await ingest.ingest(big(1, 100_000));
+    assert.match(stopped, /preparing the page's batches took more than 3000 ms/);
   });
 });

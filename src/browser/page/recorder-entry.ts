@@ -36,42 +36,65 @@ function maskFieldsWithin(selector: string): (text: string, element: HTMLElement
   };
 }
 
+/**
+ * What the recorder's own code calls, taken before any page script runs: a page may replace
+ * Array.prototype.push, JSON.stringify, setTimeout, Promise.prototype.then or addEventListener
+ * afterwards (to drop our snapshots, say) and our code still calls the originals. (rrweb's own
+ * code uses the page's globals; what a page does to them changes only its own recording, and the
+ * server bounds that whatever it holds.)
+ */
+const intrinsics = {
+  stringify: JSON.stringify,
+  apply: Reflect.apply,
+  defineProperty: Object.defineProperty,
+  freeze: Object.freeze,
+  setTimeout: window.setTimeout.bind(window) as (fn: () => void, ms: number) => number,
+  clearTimeout: window.clearTimeout.bind(window) as (id: number) => void,
+  then: Promise.prototype.then,
+  resolve: Promise.resolve.bind(Promise),
+  addEventListener: EventTarget.prototype.addEventListener,
+};
+
 function start(config: PageRecorderConfig): void {
+  const { stringify, apply, defineProperty, freeze, setTimeout, clearTimeout, then, resolve, addEventListener } = intrinsics;
   const send = (window as unknown as Record<string, (json: string) => Promise<void>>)[config.bindingName];
   if (typeof send !== 'function') return;
-  // Taken before any page script runs: a page that replaces JSON.stringify must not rewrite what we send.
-  const stringify = JSON.stringify;
   let buffer: eventWithTime[] = [];
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let count = 0;
+  let timer: number | undefined;
+  const ignore = (): undefined => undefined;
 
   const flush = (): Promise<void> => {
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
-    if (buffer.length === 0) return Promise.resolve();
+    if (count === 0) return resolve();
     const batch = buffer;
     buffer = [];
+    count = 0;
     // Serialized here so the server gets one string per batch, not a structured-clone walk per event.
-    return send(stringify(batch)).catch(() => undefined);
+    const sent = apply(send, window, [stringify(batch)]) as Promise<void>;
+    return apply(then, sent, [ignore, ignore]) as Promise<void>;
   };
 
   record({
     ...config.options,
     ...(config.maskInputsWithin ? { maskInputFn: maskFieldsWithin(config.maskInputsWithin) } : {}),
     emit(event) {
-      buffer.push(event);
-      if (buffer.length >= config.maxBatch) void flush();
+      // Not buffer.push: that is the page's to replace.
+      defineProperty(buffer, count++, { value: event, writable: true, enumerable: true, configurable: true });
+      if (count >= config.maxBatch) void flush();
       else if (timer === undefined) timer = setTimeout(() => void flush(), config.flushMs);
     },
   });
 
   // Read-only: the server flushes and checkpoints through it, a page script must not swap it out.
-  Object.defineProperty(window, '__domcast', {
-    value: Object.freeze({ flush, takeFullSnapshot: () => record.takeFullSnapshot(true) }),
+  defineProperty(window, '__domcast', {
+    value: freeze({ flush, takeFullSnapshot: () => record.takeFullSnapshot(true) }),
     writable: false,
     configurable: false,
   });
-  window.addEventListener('pagehide', () => void flush());
-  document.addEventListener('visibilitychange', () => void flush());
+  apply(addEventListener, window, ['pagehide', () => void flush()]);
+  apply(addEventListener, document, ['visibilitychange', () => void flush()]);
 }
 
 if (window === window.top && !window.__domcast && window.__domcastConfig) start(window.__domcastConfig);

@@ -1,0 +1,79 @@
+import { TokenBucket } from './budget.js';
+import { ingestPool, type IngestPool } from './ingest-pool.js';
+import { batchLimits, INGEST_REFILL_FRACTION, INLINE_MAX_CHARS, PREPARE_BUDGET_MS, PREPARE_REFILL_MS_PER_S, type RecordingLimits } from './limits.js';
+import { prepareBatch, type BatchLimits, type PreparedBatch } from './prepare.js';
+
+/** Where prepared batches go, in the order the page sent them. */
+export interface IngestTarget {
+  /** Appends the batch; returns why part of it was refused, if it was. */
+  accept(batch: PreparedBatch): string | null;
+  /** The page went past a budget: recording stops. */
+  stop(reason: string): void;
+  /** Finished, or recording stopped: batches are dropped unread. */
+  readonly closed: boolean;
+}
+
+/**
+ * Takes a page's batches into its session: small ones on the event loop at once, large ones in a
+ * worker thread, always in the page's order. Each page has two budgets, characters sent and time
+ * spent preparing them; past either, its recording stops (a clear status), so no page can make the
+ * server hold more, or work more, than those bounds.
+ */
+export class PageIngest {
+  private tail: Promise<unknown> = Promise.resolve();
+  private queued = 0;
+  private readonly chars: TokenBucket;
+  private readonly cost = new TokenBucket(PREPARE_BUDGET_MS, PREPARE_REFILL_MS_PER_S);
+  private readonly batchLimits: BatchLimits;
+
+  constructor(
+    limits: RecordingLimits,
+    private readonly target: IngestTarget,
+    private readonly pool: IngestPool = ingestPool,
+  ) {
+    this.chars = new TokenBucket(limits.maxSessionChars, limits.maxSessionChars * INGEST_REFILL_FRACTION);
+    this.batchLimits = batchLimits(limits);
+  }
+
+  /** Resolves once the batch is in the log (or refused): why part of it was refused, or null. */
+  ingest(json: string): Promise<string | null> {
+    if (this.target.closed) return Promise.resolve(null);
+    // Charged before anything else, oversized batches too: a page cannot make us read (or refuse) without limit.
+    if (!this.chars.take(json.length)) {
+      const reason = `the page sent more than ${this.chars.capacity} chars at once or ${Math.round(this.chars.perSecond)} a second`;
+      this.target.stop(reason);
+      return Promise.resolve(reason);
+    }
+    if (json.length > this.batchLimits.maxBatchChars) {
+      return Promise.resolve(this.target.accept({ entries: [], rejected: 1, refused: `batch of ${json.length} chars is over ${this.batchLimits.maxBatchChars}` }));
+    }
+    if (this.queued === 0 && json.length <= INLINE_MAX_CHARS) return Promise.resolve(this.prepareHere(json));
+    this.queued++;
+    const done = this.tail.then(async () => {
+      if (this.target.closed) return null;
+      if (json.length <= INLINE_MAX_CHARS) return this.prepareHere(json);
+      const { batch, ms } = await this.pool.prepare(json, this.batchLimits);
+      return this.finish(batch, ms);
+    });
+    const settled = done.finally(() => this.queued--);
+    this.tail = settled.catch(() => undefined);
+    return settled;
+  }
+
+  private prepareHere(json: string): string | null {
+    const start = performance.now();
+    const batch = prepareBatch(json, this.batchLimits);
+    return this.finish(batch, performance.now() - start);
+  }
+
+  private finish(batch: PreparedBatch, ms: number): string | null {
+    if (this.target.closed) return null;
+    const refused = this.target.accept(batch);
+    if (!this.cost.charge(ms)) {
+      const reason = `preparing the page's batches took more than ${PREPARE_BUDGET_MS} ms at once or ${PREPARE_REFILL_MS_PER_S} ms a second`;
+      this.target.stop(reason);
+      return reason;
+    }
+    return refused;
+  }
+}
