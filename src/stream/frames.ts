@@ -3,25 +3,43 @@ import type { EndFrame, HelloFrame, PingFrame, StatusFrame } from '../protocol/i
 import { PROTOCOL_VERSION } from '../protocol/index.js';
 
 /**
- * Frames carrying events are assembled from the events' stored JSON text, so an event is
- * serialized once when it enters the log, never again per frame or per viewer.
+ * A frame carrying events holds at most this many characters of them, unless one event alone is
+ * larger (VISUAL_MAX_EVENT_MB bounds that): a big page's reset goes out as several frames, none
+ * of which costs the event loop more than a few ms to build or a viewer more than that to parse.
  */
-export function eventsFrame(kind: 'events' | 'reset', slice: Slice): Buffer {
-  return Buffer.from(`{"t":"${kind}","from":${slice.from},"events":[${slice.events.join(',')}]}`);
+export const MAX_FRAME_CHARS = 4 * 1024 * 1024;
+
+function frameOf(kind: 'events' | 'reset', from: number, events: readonly string[]): Buffer {
+  return Buffer.from(`{"t":"${kind}","from":${from},"events":[${events.join(',')}]}`);
 }
 
-const resets = new WeakMap<SessionLog, { lastSeq: number; checkpointSeq: number; frame: Buffer }>();
+/**
+ * Frames carrying events are assembled from the events' stored JSON text, so an event is
+ * serialized once when it enters the log, never again per frame or per viewer. A `reset` too large
+ * for one frame is a `reset` followed by `events` frames with the seqs that follow.
+ */
+export function eventsFrames(kind: 'events' | 'reset', slice: Slice): Buffer[] {
+  const frames: Buffer[] = [];
+  let start = 0;
+  let chars = 0;
+  for (const [i, json] of slice.events.entries()) {
+    if (i > start && chars + json.length > MAX_FRAME_CHARS) {
+      frames.push(frameOf(frames.length === 0 ? kind : 'events', slice.from + start, slice.events.slice(start, i)));
+      start = i;
+      chars = 0;
+    }
+    chars += json.length + 1;
+  }
+  if (start < slice.events.length || frames.length === 0) frames.push(frameOf(frames.length === 0 ? kind : 'events', slice.from + start, slice.events.slice(start)));
+  return frames;
+}
 
 /**
- * The reset frame for a log as it stands, built once however many viewers need it at the same
- * moment (a crowd joining, every lagging viewer at the end of a run).
+ * The reset for a log as it stands, built once however many viewers need it before the log
+ * changes (a crowd joining, every lagging viewer at the end of a run).
  */
-export function resetFrame(log: SessionLog): Buffer {
-  const cached = resets.get(log);
-  if (cached && cached.lastSeq === log.lastSeq && cached.checkpointSeq === log.checkpointSeq) return cached.frame;
-  const frame = eventsFrame('reset', log.fromCheckpoint());
-  resets.set(log, { lastSeq: log.lastSeq, checkpointSeq: log.checkpointSeq, frame });
-  return frame;
+export function resetFrames(log: SessionLog): Buffer[] {
+  return log.derive('reset', () => eventsFrames('reset', log.fromCheckpoint()));
 }
 
 export function helloFrame(session: Session, epoch: string, recorded: boolean): string {
@@ -38,6 +56,7 @@ export function helloFrame(session: Session, epoch: string, recorded: boolean): 
     lastSeq: session.log.lastSeq,
     serverTime: Date.now(),
     recorded,
+    recordingStopped: session.recordingStopped,
   };
   return JSON.stringify(frame);
 }
@@ -49,12 +68,14 @@ export function statusFrame(session: Session): Buffer {
     steps: session.steps,
     currentStep: session.currentStep,
     error: session.error,
+    recordingStopped: session.recordingStopped,
   };
   return Buffer.from(JSON.stringify(frame));
 }
 
 export function endFrame(session: Session): string {
   const frame: EndFrame = { t: 'end', status: session.status, lastSeq: session.log.lastSeq };
+  if (session.recordingStopped !== null && !session.finished) frame.reason = session.recordingStopped;
   return JSON.stringify(frame);
 }
 

@@ -5,11 +5,16 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../common/index.js';
 import { CloseCode } from '../protocol/index.js';
 import type { Batch, Session, SessionRegistry, Slice } from '../session/index.js';
-import { endFrame, eventsFrame, helloFrame, pingFrame, resetFrame, statusFrame } from './frames.js';
-import { NEGOTIATE_ONLY, sendShared } from './shared-deflate.js';
+import { endFrame, eventsFrames, helloFrame, pingFrame, resetFrames, statusFrame } from './frames.js';
+import { closeShared, NEGOTIATE_ONLY, sendShared, unsentBytes } from './shared-deflate.js';
 
 /** Why a viewer may not connect (a close code and its reason), or null when it may. */
-export type Authorize = (sessionId: string, token: string | null, req: IncomingMessage) => Promise<{ code: number; reason: string } | null>;
+export interface Refusal {
+  code: number;
+  reason: string;
+}
+
+export type Authorize = (sessionId: string, token: string | null, req: IncomingMessage) => Promise<Refusal | null>;
 
 export interface HubOptions {
   registry: SessionRegistry;
@@ -40,6 +45,8 @@ const MAX_INBOUND_BYTES = 4096;
 
 interface Viewer {
   ws: WebSocket;
+  /** The TCP socket under `ws`: ended at once when the viewer is refused. */
+  socket: Duplex;
   /** Set while the socket is backed up; such a viewer gets a `reset` once it drains. */
   lagging: boolean;
   alive: boolean;
@@ -61,7 +68,13 @@ const COALESCE_MS = 40;
 class Channel {
   readonly viewers = new Set<Viewer>();
   private readonly unsubscribe: () => void;
-  private readonly onStatus = () => this.status();
+  private readonly onStatus = (): void => {
+    try {
+      this.status();
+    } catch (err) {
+      this.hub.channelFailed(this, err);
+    }
+  };
 
   constructor(
     readonly session: Session,
@@ -101,23 +114,25 @@ class Channel {
 
   private broadcast(slice: Slice): void {
     this.lastBroadcast = performance.now();
-    const frame = eventsFrame('events', slice);
+    const frames = eventsFrames('events', slice);
     const to = slice.from + slice.events.length - 1;
     let sum = 0;
-    for (const v of this.viewers) sum += v.ws.bufferedAmount;
+    for (const v of this.viewers) sum += unsentBytes(v.ws);
     const bound = this.hub.boundFor(this.hub.bufferedBesides(this) + sum);
     for (const v of this.viewers) {
       if (v.lagging) continue;
-      if (v.ws.bufferedAmount > bound) {
+      if (unsentBytes(v.ws) > bound) {
         v.lagging = true;
         continue;
       }
       if (v.next > to) continue; // joined after these events were logged: its reset had them
-      // Joined halfway through a coalesced slice: only the rest, in a frame of its own.
-      const own = v.next > slice.from ? eventsFrame('events', { from: v.next, events: slice.events.slice(v.next - slice.from) }) : frame;
-      sendShared(v.ws, own);
+      // Joined halfway through a coalesced slice: only the rest, in frames of its own.
+      const own = v.next > slice.from ? eventsFrames('events', { from: v.next, events: slice.events.slice(v.next - slice.from) }) : frames;
+      for (const frame of own) {
+        sendShared(v.ws, frame);
+        sum += frame.length;
+      }
       v.next = to + 1;
-      sum += own.length;
     }
     this.buffered = sum;
   }
@@ -126,7 +141,7 @@ class Channel {
     this.flush();
     const frame = statusFrame(this.session);
     for (const v of this.viewers) sendShared(v.ws, frame);
-    if (this.session.finished) for (const v of [...this.viewers]) this.end(v);
+    if (this.session.finished || this.session.recordingStopped !== null) for (const v of [...this.viewers]) this.end(v);
   }
 
   /** Everything is delivered (sends are queued in order): say so and close (normally, unless the server is going). */
@@ -138,7 +153,7 @@ class Channel {
 
   reset(v: Viewer): void {
     v.lagging = false;
-    sendShared(v.ws, resetFrame(this.session.log));
+    for (const frame of resetFrames(this.session.log)) sendShared(v.ws, frame);
     v.next = this.session.log.lastSeq + 1;
   }
 
@@ -205,7 +220,11 @@ export class StreamHub {
     return this.connections;
   }
 
-  /** True when the request is ours (the caller then must not touch the socket). */
+  /**
+   * True when the request is ours (the caller then must not touch the socket). The viewer is
+   * authorized before anything else: a socket counts against the limits only once its token and
+   * origin are good, so a flood of bad tokens holds no slot a real viewer needs.
+   */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     let url: URL;
     try {
@@ -221,27 +240,61 @@ export class StreamHub {
     } catch {
       sessionId = '';
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, req, sessionId, url.searchParams));
+    // Until ws owns the socket, an error on it (a peer that resets) is ours to swallow.
+    const onError = (): void => {
+      socket.destroy();
+    };
+    socket.on('error', onError);
+    this.upgrade(req, socket, head, sessionId, url.searchParams)
+      .catch((err: unknown) => {
+        this.options.log.error({ err }, 'viewer upgrade failed');
+        socket.destroy();
+      })
+      .finally(() => socket.off('error', onError));
     return true;
   }
 
-  private refuse(ws: WebSocket, code: number, reason: string): void {
-    this.connectionsRefused++;
-    this.options.log.info({ code, reason }, 'viewer refused');
-    if (ws.readyState === ws.OPEN) ws.close(code, fitReason(reason));
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, sessionId: string, params: URLSearchParams): Promise<void> {
+    let denied: Refusal | null = this.shuttingDown ? { code: CloseCode.goingAway, reason: 'server shutting down' } : null;
+    if (!denied) {
+      denied = await this.options.authorize(sessionId, params.get('token'), req).catch((err: unknown) => {
+        this.options.log.error({ err }, 'viewer authorization failed');
+        return { code: CloseCode.internalError, reason: 'internal error' };
+      });
+    }
+    if (socket.destroyed) return;
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const viewer: Viewer = { ws, socket, lagging: false, alive: true, next: 1 };
+      ws.on('error', (err) => this.options.log.debug({ err: err.message }, 'viewer socket error'));
+      const refusal = denied ?? this.count(ws, req.socket.remoteAddress ?? 'unknown');
+      if (refusal) return this.refuse(viewer, refusal.code, refusal.reason);
+      this.guardInbound(viewer);
+      try {
+        this.admit(viewer, sessionId, params);
+      } catch (err) {
+        this.options.log.error({ err, session: sessionId.slice(0, 64) }, 'viewer admission failed');
+        this.refuse(viewer, CloseCode.internalError, 'internal error');
+      }
+    });
   }
 
-  /** Counts the connection against the limits, then authorizes it before it learns anything. */
-  private accept(ws: WebSocket, req: IncomingMessage, sessionId: string, params: URLSearchParams): void {
-    ws.on('error', (err) => this.options.log.debug({ err: err.message }, 'viewer socket error'));
-    if (this.shuttingDown) return this.refuse(ws, CloseCode.goingAway, 'server shutting down');
+  /** Closes with the code and reason, then ends the connection at once instead of waiting for the peer's close. */
+  private refuse(v: Pick<Viewer, 'ws' | 'socket'>, code: number, reason: string): void {
+    this.connectionsRefused++;
+    this.options.log.info({ code, reason }, 'viewer refused');
+    if (v.ws.readyState === v.ws.OPEN) v.ws.close(code, fitReason(reason));
+    v.socket.end();
+    setTimeout(() => v.socket.destroy(), 1000).unref();
+  }
+
+  /** Counts an authorized viewer against the limits, or says why it may not connect. */
+  private count(ws: WebSocket, address: string): Refusal | null {
     if (this.connections >= this.options.maxConnections) {
-      return this.refuse(ws, CloseCode.tryAgainLater, `too many viewer connections (limit ${this.options.maxConnections})`);
+      return { code: CloseCode.tryAgainLater, reason: `too many viewer connections (limit ${this.options.maxConnections})` };
     }
-    const address = req.socket.remoteAddress ?? 'unknown';
     const fromAddress = this.perAddress.get(address) ?? 0;
     if (fromAddress >= this.options.maxConnectionsPerIp) {
-      return this.refuse(ws, CloseCode.tooManyFromAddress, `too many viewer connections from your address (limit ${this.options.maxConnectionsPerIp})`);
+      return { code: CloseCode.tooManyFromAddress, reason: `too many viewer connections from your address (limit ${this.options.maxConnectionsPerIp})` };
     }
     this.connections++;
     this.perAddress.set(address, fromAddress + 1);
@@ -251,74 +304,74 @@ export class StreamHub {
       if (left > 0) this.perAddress.set(address, left);
       else this.perAddress.delete(address);
     });
-    this.guardInbound(ws);
-    this.options.authorize(sessionId, params.get('token'), req).then(
-      (denied) => {
-        if (ws.readyState !== ws.OPEN) return;
-        if (denied) return this.refuse(ws, denied.code, denied.reason);
-        this.admit(ws, sessionId, params);
-      },
-      (err: unknown) => {
-        this.options.log.error({ err }, 'viewer authorization failed');
-        this.refuse(ws, CloseCode.internalError, 'internal error');
-      },
-    );
+    return null;
   }
 
   /**
    * Viewers may send `{"t":"ping"}` (answered with the server's clock), rarely; anything else is a
    * protocol error that closes the socket with its reason. Oversized frames are closed by ws (1009).
    */
-  private guardInbound(ws: WebSocket): void {
+  private guardInbound(viewer: Viewer): void {
+    const { ws } = viewer;
     let windowStart = Date.now();
     let count = 0;
-    ws.on('message', (data, isBinary) => {
+    const onMessage = (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean): void => {
       const now = Date.now();
       if (now - windowStart > INBOUND_WINDOW_MS) {
         windowStart = now;
         count = 0;
       }
-      if (++count > MAX_INBOUND_MESSAGES) return this.refuse(ws, CloseCode.policy, `too many messages (at most ${MAX_INBOUND_MESSAGES} per 10 s)`);
-      if (isBinary) return this.refuse(ws, CloseCode.badRequest, 'binary frames are not accepted');
+      if (++count > MAX_INBOUND_MESSAGES) return this.refuse(viewer, CloseCode.policy, `too many messages (at most ${MAX_INBOUND_MESSAGES} per 10 s)`);
+      if (isBinary) return this.refuse(viewer, CloseCode.badRequest, 'binary frames are not accepted');
       const size = Buffer.isBuffer(data) ? data.length : Array.isArray(data) ? data.reduce((n, b) => n + b.length, 0) : data.byteLength;
-      if (size > MAX_INBOUND_BYTES) return this.refuse(ws, CloseCode.messageTooBig, `messages are at most ${MAX_INBOUND_BYTES} bytes`);
+      if (size > MAX_INBOUND_BYTES) return this.refuse(viewer, CloseCode.messageTooBig, `messages are at most ${MAX_INBOUND_BYTES} bytes`);
       const text = Buffer.isBuffer(data) ? data.toString('utf8') : Buffer.concat(data as Buffer[]).toString('utf8');
       let message: unknown;
       try {
         message = JSON.parse(text);
       } catch {
-        return this.refuse(ws, CloseCode.badRequest, 'messages must be JSON; the only one is {"t":"ping"}');
+        return this.refuse(viewer, CloseCode.badRequest, 'messages must be JSON; the only one is {"t":"ping"}');
       }
       if (typeof message !== 'object' || message === null || (message as { t?: unknown }).t !== 'ping') {
-        return this.refuse(ws, CloseCode.badRequest, 'unknown message; the only one is {"t":"ping"}');
+        return this.refuse(viewer, CloseCode.badRequest, 'unknown message; the only one is {"t":"ping"}');
       }
       sendShared(ws, pingFrame());
+    };
+    ws.on('message', (data, isBinary) => {
+      try {
+        onMessage(data, isBinary);
+      } catch (err) {
+        this.options.log.error({ err }, 'viewer message failed');
+        this.refuse(viewer, CloseCode.internalError, 'internal error');
+      }
     });
   }
 
-  private admit(ws: WebSocket, sessionId: string, params: URLSearchParams): void {
-    if (!this.options.enabled) return this.refuse(ws, CloseCode.visualOff, 'visual streaming is disabled on this server');
+  private admit(viewer: Viewer, sessionId: string, params: URLSearchParams): void {
+    const { ws } = viewer;
+    if (!this.options.enabled) return this.refuse(viewer, CloseCode.visualOff, 'visual streaming is disabled on this server');
     const session = this.options.registry.get(sessionId);
-    if (!session) return this.refuse(ws, CloseCode.notFound, `unknown session ${sessionId.slice(0, 64)}`);
-    if (!session.visual) return this.refuse(ws, CloseCode.visualOff, `session ${session.id} runs with visual_enabled=false`);
+    if (!session) return this.refuse(viewer, CloseCode.notFound, `unknown session ${sessionId.slice(0, 64)}`);
+    if (!session.visual) return this.refuse(viewer, CloseCode.visualOff, `session ${session.id} runs with visual_enabled=false`);
     const sinceParam = params.get('since');
     let since: number | null = null;
     if (sinceParam !== null) {
-      if (!/^\d{1,15}$/.test(sinceParam)) return this.refuse(ws, CloseCode.badRequest, 'since must be a non-negative integer seq');
+      if (!/^\d{1,15}$/.test(sinceParam)) return this.refuse(viewer, CloseCode.badRequest, 'since must be a non-negative integer seq');
       since = Number(sinceParam);
     }
 
-    const viewer: Viewer = { ws, lagging: false, alive: true, next: 1 };
     ws.on('pong', () => (viewer.alive = true));
 
     sendShared(ws, helloFrame(session, this.epoch, this.options.recordings));
-    const channel = session.finished ? null : this.channel(session);
+    const live = !session.finished && session.recordingStopped === null;
+    const channel = live ? this.channel(session) : null;
     const sameEpoch = params.get('epoch') === this.epoch;
     const slice = since !== null && sameEpoch ? session.log.since(since) : null;
     if (slice) {
-      if (slice.events.length > 0) sendShared(ws, eventsFrame('events', slice));
-    } else if (session.log.lastSeq > 0) {
-      sendShared(ws, resetFrame(session.log));
+      if (slice.events.length > 0) for (const frame of eventsFrames('events', slice)) sendShared(ws, frame);
+    } else if (session.log.lastSeq > 0 && !session.log.released) {
+      // A released log (an ended run, kept by the store) has no reset: hello says `recorded`, the recording is at /events.
+      for (const frame of resetFrames(session.log)) sendShared(ws, frame);
     }
     // Both reach the end of the log, events still waiting in the channel's coalescing buffer included.
     viewer.next = session.log.lastSeq + 1;
@@ -337,6 +390,15 @@ export class StreamHub {
       this.channels.set(session.id, c);
     }
     return c;
+  }
+
+  /** A channel could not tell its viewers of a status change: they are closed (1011) and may reconnect. */
+  channelFailed(channel: Channel, err: unknown): void {
+    this.options.log.error({ err, session: channel.session.id }, 'viewer channel failed');
+    for (const v of [...channel.viewers]) {
+      channel.remove(v);
+      this.refuse(v, CloseCode.internalError, 'internal error');
+    }
   }
 
   channelClosed(channel: Channel): void {
@@ -365,7 +427,7 @@ export class StreamHub {
     let lagging = 0;
     for (const channel of this.channels.values()) {
       for (const v of channel.viewers) {
-        const amount = v.ws.bufferedAmount;
+        const amount = unsentBytes(v.ws);
         buffered += amount;
         if (!v.lagging) continue;
         if (amount < 64 * 1024) {
@@ -393,8 +455,9 @@ export class StreamHub {
   /** The session is over and all of it was sent: `end`, then a close (1001 while the server is going, else 1000). */
   sendEnd(ws: WebSocket, session: Session): void {
     sendShared(ws, endFrame(session));
-    if (this.shuttingDown) ws.close(CloseCode.goingAway, 'server shutting down');
-    else ws.close(CloseCode.normal, 'session ended');
+    if (this.shuttingDown) closeShared(ws, CloseCode.goingAway, 'server shutting down');
+    else if (session.recordingStopped !== null && !session.finished) closeShared(ws, CloseCode.normal, 'recording stopped');
+    else closeShared(ws, CloseCode.normal, 'session ended');
   }
 
   /** From now on no viewer is admitted; viewers of sessions that end are closed with 1001. */

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
-import { constants as zlibConstants, deflateRawSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { constants as zlibConstants, deflateRaw, deflateRawSync } from 'node:zlib';
 import type { WebSocket } from 'ws';
 
 /**
@@ -46,15 +47,40 @@ const { Sender } = createRequire(import.meta.url)('ws') as { Sender?: SenderClas
 const TEXT = 0x1;
 const deflatedFrames = new WeakMap<Buffer, Buffer>();
 
+/**
+ * Frames this large are deflated on the thread pool, not the event loop (a reset of a big page is
+ * megabytes: tens of ms of deflate). Until it is done, that viewer's later frames wait behind it.
+ */
+export const ASYNC_DEFLATE_MIN_BYTES = 128 * 1024;
+
+const deflateRawAsync = promisify(deflateRaw);
+const DEFLATE_OPTIONS = { finishFlush: zlibConstants.Z_SYNC_FLUSH };
+/** The deflate of a large frame in progress, shared by every viewer waiting for it. */
+const inflight = new WeakMap<Buffer, Promise<Buffer>>();
+
 /** The frame's deflate payload: a raw stream of it alone, sync-flushed, minus the 00 00 ff ff tail (RFC 7692 §7.2.1). */
 function deflated(frame: Buffer): Buffer {
   let out = deflatedFrames.get(frame);
   if (!out) {
-    const raw = deflateRawSync(frame, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    const raw = deflateRawSync(frame, DEFLATE_OPTIONS);
     out = raw.subarray(0, raw.length - 4);
     deflatedFrames.set(frame, out);
   }
   return out;
+}
+
+function deflateLater(frame: Buffer): Promise<Buffer> {
+  let p = inflight.get(frame);
+  if (!p) {
+    p = deflateRawAsync(frame, DEFLATE_OPTIONS).then((raw) => {
+      const out = raw.subarray(0, raw.length - 4);
+      deflatedFrames.set(frame, out);
+      inflight.delete(frame);
+      return out;
+    });
+    inflight.set(frame, p);
+  }
+  return p;
 }
 
 /** True when this viewer can take our frames: it negotiated deflate with the full 32 KiB window we compress with. */
@@ -66,17 +92,76 @@ function takesSharedDeflate(ws: WebSocket): boolean {
   return bits === undefined || bits === true || Number(bits) >= 15;
 }
 
-/**
- * Sends a JSON text frame that may go to many viewers. Pass the same Buffer to every viewer of a
- * batch: it is compressed the first time and the result reused (held as long as the Buffer is).
- */
-export function sendShared(ws: WebSocket, frame: Buffer | string): void {
+type Queued = { frame: Buffer } | { close: { code: number; reason: string } };
+
+/** A viewer's frames waiting behind a large frame being deflated, in order; a close waits too. */
+interface Outbox {
+  queue: Queued[];
+  bytes: number;
+}
+
+const outboxes = new WeakMap<WebSocket, Outbox>();
+
+function needsAsyncDeflate(ws: WebSocket, frame: Buffer): boolean {
+  return frame.length >= ASYNC_DEFLATE_MIN_BYTES && !deflatedFrames.has(frame) && takesSharedDeflate(ws);
+}
+
+function write(ws: WebSocket, buf: Buffer): void {
   if (ws.readyState !== ws.OPEN) return;
-  const buf = typeof frame === 'string' ? Buffer.from(frame) : frame;
   if (buf.length < COMPRESS_MIN_BYTES || !takesSharedDeflate(ws)) {
     ws.send(buf, { binary: false, compress: false });
     return;
   }
   const sender = (ws as unknown as Required<SocketInternals>)._sender as { sendFrame: (list: Buffer[]) => void };
   sender.sendFrame(Sender!.frame(deflated(buf), { fin: true, rsv1: true, opcode: TEXT, mask: false, readOnly: true }));
+}
+
+async function pump(ws: WebSocket, box: Outbox): Promise<void> {
+  try {
+    while (box.queue.length > 0 && ws.readyState === ws.OPEN) {
+      const item = box.queue[0]!;
+      if ('frame' in item && needsAsyncDeflate(ws, item.frame)) await deflateLater(item.frame);
+      box.queue.shift();
+      if ('frame' in item) {
+        box.bytes -= item.frame.length;
+        write(ws, item.frame);
+      } else ws.close(item.close.code, item.close.reason);
+    }
+  } catch {
+    ws.terminate(); // deflate failed: this viewer's stream cannot go on in order
+  } finally {
+    outboxes.delete(ws);
+  }
+}
+
+/**
+ * Sends a JSON text frame that may go to many viewers. Pass the same Buffer to every viewer of a
+ * batch: it is compressed the first time and the result reused (held as long as the Buffer is).
+ * Large frames are compressed off the event loop; the viewer's frames stay in order.
+ */
+export function sendShared(ws: WebSocket, frame: Buffer | string): void {
+  if (ws.readyState !== ws.OPEN) return;
+  const buf = typeof frame === 'string' ? Buffer.from(frame) : frame;
+  const waiting = outboxes.get(ws);
+  if (waiting) {
+    waiting.queue.push({ frame: buf });
+    waiting.bytes += buf.length;
+    return;
+  }
+  if (!needsAsyncDeflate(ws, buf)) return write(ws, buf);
+  const box: Outbox = { queue: [{ frame: buf }], bytes: buf.length };
+  outboxes.set(ws, box);
+  void pump(ws, box);
+}
+
+/** Closes after every frame already sent to this viewer has gone out. */
+export function closeShared(ws: WebSocket, code: number, reason: string): void {
+  const waiting = outboxes.get(ws);
+  if (waiting) waiting.queue.push({ close: { code, reason } });
+  else ws.close(code, reason);
+}
+
+/** Bytes not yet written to this viewer: in its socket's buffer, and waiting behind a deflate. */
+export function unsentBytes(ws: WebSocket): number {
+  return ws.bufferedAmount + (outboxes.get(ws)?.bytes ?? 0);
 }

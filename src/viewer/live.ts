@@ -30,6 +30,8 @@ const state = {
   epoch: null as string | null,
   lastSeq: 0,
   ended: false,
+  /** The run is kept in the store (hello): what the stream cannot give any more, the replay can. */
+  recorded: false,
   retries: 0,
   /** server clock minus ours, from hello/ping; latency is read on the server's clock. */
   clockOffset: 0,
@@ -127,6 +129,7 @@ function onFrame(frame: ServerFrame): void {
       state.clockOffset = frame.serverTime - Date.now();
       // Without a recording there is nothing to rewind through.
       $('controls').hidden = !frame.recorded;
+      state.recorded = frame.recorded;
       ui.workflow.textContent = frame.workflow;
       document.title = `${frame.workflow} · domcast`;
       renderStatus(frame.status, frame.steps, frame.currentStep, frame.error);
@@ -161,7 +164,9 @@ function onFrame(frame: ServerFrame): void {
       break;
     case 'end':
       state.ended = true;
-      setConnection('ended', `run ${frame.status}`);
+      setConnection('ended', frame.reason ?? `run ${frame.status}`);
+      // Events we never got (we were away when the run ended, and its log is now only in the store): the replay has them.
+      if (frame.lastSeq > state.lastSeq && state.recorded && !frame.reason) location.reload();
       break;
     case 'ping':
       state.clockOffset = frame.serverTime - Date.now();

@@ -69,6 +69,12 @@ describe('the event stream', () => {
     const since = first.lastSeq;
     await waitFor('events while away', () => session.log.lastSeq > since + 5);
 
+    // A since from another epoch (say, before a server restart) gets a full reset, never a silent mismatch.
+    const stale = await WsViewer.open(`${run.visual_stream_url}&since=${since}&epoch=not-this-one`);
+    await waitFor('the stale viewer\'s reset', () => stale.frames.length >= 2);
+    assert.equal(stale.frames[1]?.t, 'reset');
+    await stale.close();
+
     const second = await WsViewer.open(`${run.visual_stream_url}&since=${since}&epoch=${epoch}`);
     await second.closed;
     assert.ok(!second.frames.some((f) => f.t === 'reset'), 'a resume inside the log must not reset');
@@ -77,10 +83,14 @@ describe('the event stream', () => {
     assertContiguous(all, first.received[0]!.seq);
     assert.equal(all.at(-1)?.seq, session.log.lastSeq);
 
-    // A since from another epoch (say, before a server restart) gets a full reset, never a silent mismatch.
-    const stale = await WsViewer.open(`${run.visual_stream_url}&since=${since}&epoch=not-this-one`);
-    await stale.closed;
-    assert.equal(stale.frames[1]?.t, 'reset');
+    // Once the run ended and the store has it, its events leave memory: a late viewer is told where the log ends and reads the recording.
+    await waitFor('the ended log released', () => session.log.released);
+    assert.equal(session.log.retained, 0);
+    const late = await WsViewer.open(`${run.visual_stream_url}&since=${since}&epoch=not-this-one`);
+    await late.closed;
+    assert.deepEqual(late.frames.map((f) => f.t), ['hello', 'end']);
+    assert.equal(late.hello()?.recorded, true);
+    assert.equal(late.frames[1]?.t === 'end' && late.frames[1].lastSeq, session.log.lastSeq);
   });
 
   test('a password typed into the page never appears in any frame sent to viewers', async () => {
