@@ -110,4 +110,23 @@ describe('compression once per frame', () => {
     assert.deepEqual(got.slice(2).map((f) => (f.t === 'events' ? (f.events[0]!.data as { i: number }).i : -1)), [...Array(20).keys()]);
     ws.close();
   });
+
+  test('a frame large enough to be deflated off the event loop still reaches each viewer in order, before the small ones after it, and the end after all', async () => {
+    const ws = new WebSocket(await streamUrl(stack, session.id));
+    const got: ServerFrame[] = [];
+    ws.on('message', (d) => got.push(JSON.parse(d.toString()) as ServerFrame));
+    await waitFor('hello and reset', () => got.length >= 2);
+    const noise = Array.from({ length: 60_000 }, (_, i) => ((i * 7919) % 65_521).toString(36)).join('');
+    assert.ok(noise.length > 128 * 1024, 'over the async-deflate size');
+    await session.ingest(JSON.stringify([{ type: 3, timestamp: Date.now(), data: { source: 0, i: 'big', texts: [{ id: 1, value: noise }] } }]));
+    for (let i = 0; i < 5; i++) await session.ingest(JSON.stringify([{ type: 3, timestamp: Date.now(), data: { source: 1, i } }]));
+    session.setStatus('succeeded');
+    const closed = await new Promise<number>((resolve) => ws.on('close', (code) => resolve(code)));
+    const order = got.slice(2).map((f) => {
+      const data = f.t === 'events' ? (f.events[0]!.data as { i?: unknown; tag?: string }) : null;
+      return data ? (data.i ?? data.tag) : f.t;
+    });
+    assert.deepEqual(order, ['big', 0, 1, 2, 3, 4, 'domcast.status', 'status', 'end']);
+    assert.equal(closed, 1000);
+  });
 });

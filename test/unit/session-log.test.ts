@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { RrwebEventType, type WireEvent } from '../../src/protocol/index.js';
 import { SessionLog, type Batch } from '../../src/session/log.js';
 import { toEntry } from '../../src/session/prepare.js';
+import { eventsFrames, MAX_FRAME_CHARS } from '../../src/stream/frames.js';
 
 const { Meta, FullSnapshot, IncrementalSnapshot } = RrwebEventType;
 
@@ -384,5 +385,15 @@ describe('SessionLog listeners and release', () => {
     log.release();
     log.derive('k', build);
     assert.equal(builds, 3);
+  });
+});
+
+describe('frames from the log', () => {
+  test('a reset larger than a frame is a reset then events frames, contiguous, none over the bound unless one event alone is', () => {
+    const third = Math.floor(MAX_FRAME_CHARS / 3);
+    const events = [JSON.stringify({ t: 'a'.repeat(third) }), JSON.stringify({ t: 'b'.repeat(third) }), JSON.stringify({ t: 'c'.repeat(MAX_FRAME_CHARS + 10) }), '{"t":"d"}'];
+    const frames = eventsFrames('reset', { from: 7, events }).map((b) => JSON.parse(b.toString()) as { t: string; from: number; events: unknown[] });
+    assert.deepEqual(frames.map((f) => [f.t, f.from, f.events.length]), [['reset', 7, 2], ['events', 9, 1], ['events', 10, 1]]);
+    assert.deepEqual(eventsFrames('reset', { from: 3, events: [] }).map((b) => b.toString()), ['{"t":"reset","from":3,"events":[]}']);
   });
 });
