@@ -8,7 +8,7 @@
  * The result is JSON on stdout and in bench/results/latest.json; progress goes to stderr.
  * See docs/BENCHMARKS.md for what each figure means.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer as createTcpServer, connect as tcpConnect, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -19,6 +19,7 @@ import { serveStatic, type StaticSite } from '../src/cli/static-site.js';
 import type { Session } from '../src/session/index.js';
 import { execute, launchViewerBrowser, startStack, waitFor, WsViewer, type Stack } from '../test/helpers/stack.js';
 import { envNumber } from './env.js';
+import { machineCpu } from './proc-stat.js';
 import { measureDiskPerMinute, measureStoreWrites } from './store.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -120,19 +121,6 @@ class RssSampler {
 }
 
 const mb = (bytes: number): number => round(bytes / (1024 * 1024));
-
-/** Busy and total CPU time of the whole machine (all cores), from /proc/stat; null where there is none. */
-function machineCpu(): { busy: number; total: number } | null {
-  try {
-    const line = readFileSync('/proc/stat', 'latin1').split('\n')[0] ?? '';
-    const f = line.trim().split(/\s+/).slice(1).map(Number);
-    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-    const idle = (f[3] ?? 0) + (f[4] ?? 0);
-    return { busy: total - idle, total };
-  } catch {
-    return null;
-  }
-}
 
 /**
  * What else was going on during a window: how busy the whole machine was (every process, ours and
