@@ -158,6 +158,9 @@ export class RunManager {
     const interrupts = new Interrupts();
     const browser = context.browser();
     const browserGone = (): void => interrupts.trip('the browser process exited', true);
+    // A page that floods its binding slows every run on this browser (one DevTools connection): its run ends.
+    const flooded = (reason: string): void => interrupts.trip(`${reason}; the run was ended, since its page's traffic slows every run on the browser`, true);
+    session.on('flood', flooded);
     browser?.on('disconnected', browserGone);
     let unguard = (): void => {};
     try {
@@ -209,6 +212,7 @@ export class RunManager {
       session.requestSnapshot = () => {};
       unguard();
       browser?.off('disconnected', browserGone);
+      session.off('flood', flooded);
       await context.close().catch(() => undefined);
     }
   }

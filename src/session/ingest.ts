@@ -7,17 +7,22 @@ import { prepareBatch, type BatchLimits, type PreparedBatch } from './prepare.js
 export interface IngestTarget {
   /** Appends the batch; returns why part of it was refused, if it was. */
   accept(batch: PreparedBatch): string | null;
-  /** The page went past a budget: recording stops. */
+  /** The log is past its bound: recording stops, the run goes on. */
   stop(reason: string): void;
-  /** Finished, or recording stopped: batches are dropped unread. */
-  readonly closed: boolean;
+  /** The page sends past its budgets: recording stops and the run must end, its traffic slows every run on the browser. */
+  flood(reason: string): void;
+  /** The run ended: batches are dropped unread. */
+  readonly finished: boolean;
+  /** Recording stopped: batches are dropped unread, but still count against the page's budget of characters. */
+  readonly stopped: boolean;
 }
 
 /**
  * Takes a page's batches into its session: small ones on the event loop at once, large ones in a
  * worker thread, always in the page's order. Each page has two budgets, characters sent and time
- * spent preparing them; past either, its recording stops (a clear status), so no page can make the
- * server hold more, or work more, than those bounds.
+ * spent preparing them; past either, its recording stops (a clear status) and its run is ended: a
+ * page's batches share the browser's one DevTools connection with every other run, so a page that
+ * floods it slows them all, whatever the server does with what arrives.
  */
 export class PageIngest {
   private tail: Promise<unknown> = Promise.resolve();
@@ -37,20 +42,21 @@ export class PageIngest {
 
   /** Resolves once the batch is in the log (or refused): why part of it was refused, or null. */
   ingest(json: string): Promise<string | null> {
-    if (this.target.closed) return Promise.resolve(null);
-    // Charged before anything else, oversized batches too: a page cannot make us read (or refuse) without limit.
+    if (this.target.finished) return Promise.resolve(null);
+    // Charged before anything else, oversized batches and those of a stopped recording too: a page cannot make us read (or refuse) without limit.
     if (!this.chars.take(json.length)) {
       const reason = `the page sent more than ${this.chars.capacity} chars at once or ${Math.round(this.chars.perSecond)} a second`;
-      this.target.stop(reason);
+      this.target.flood(reason);
       return Promise.resolve(reason);
     }
+    if (this.target.stopped) return Promise.resolve(null);
     if (json.length > this.batchLimits.maxBatchChars) {
       return Promise.resolve(this.target.accept({ entries: [], rejected: 1, refused: `batch of ${json.length} chars is over ${this.batchLimits.maxBatchChars}` }));
     }
     if (this.queued === 0 && json.length <= INLINE_MAX_CHARS) return Promise.resolve(this.prepareHere(json));
     this.queued++;
     const done = this.tail.then(async () => {
-      if (this.target.closed) return null;
+      if (this.target.finished || this.target.stopped) return null;
       if (json.length <= INLINE_MAX_CHARS) return this.prepareHere(json);
       const { batch, ms } = await this.pool.prepare(json, this.batchLimits);
       return this.finish(batch, ms);
@@ -67,11 +73,11 @@ export class PageIngest {
   }
 
   private finish(batch: PreparedBatch, ms: number): string | null {
-    if (this.target.closed) return null;
+    if (this.target.finished || this.target.stopped) return null;
     const refused = this.target.accept(batch);
     if (!this.cost.charge(ms)) {
       const reason = `preparing the page's batches took more than ${PREPARE_BUDGET_MS} ms at once or ${PREPARE_REFILL_MS_PER_S} ms a second`;
-      this.target.stop(reason);
+      this.target.flood(reason);
       return reason;
     }
     return refused;

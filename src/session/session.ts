@@ -38,6 +38,8 @@ export interface SessionEvents {
   status: [];
   /** A consumer of the log (a channel, the store) threw on a batch. */
   listenerError: [unknown];
+  /** The page sent past its budgets: the run must end (the reason says which). */
+  flood: [string];
 }
 
 /** One workflow run: its lifecycle, its steps and, when visual, its event log. */
@@ -64,6 +66,8 @@ export class Session extends EventEmitter<SessionEvents> {
   requestSnapshot: () => void = () => {};
   /** Why the page's recording was stopped before the run ended (it went past a bound), or null. */
   recordingStopped: string | null = null;
+  /** The page flooded the server; the run was told to end. */
+  private flooded = false;
   /** Requests and WebSockets of the run's browser refused by the navigation policy. */
   refusedRequests = 0;
   private readonly metrics: StreamMetrics;
@@ -91,8 +95,12 @@ export class Session extends EventEmitter<SessionEvents> {
     this.pageIngest = new PageIngest(limits, {
       accept: (batch) => this.accept(batch),
       stop: (reason) => this.stopRecording(reason),
-      get closed() {
-        return session.finished || session.recordingStopped !== null;
+      flood: (reason) => this.flood(reason),
+      get finished() {
+        return session.finished;
+      },
+      get stopped() {
+        return session.recordingStopped !== null;
       },
     });
   }
@@ -123,6 +131,14 @@ export class Session extends EventEmitter<SessionEvents> {
     this.metrics.totalEventsProcessed += batch.events.length;
     this.metrics.totalBatches++;
     return refused ?? null;
+  }
+
+  /** The page sends past its budgets: its recording stops and whoever drives the run is told to end it ('flood'). */
+  private flood(reason: string): void {
+    this.stopRecording(reason);
+    if (this.finished || this.flooded) return;
+    this.flooded = true;
+    this.emit('flood', this.recordingStopped ?? reason);
   }
 
   /**

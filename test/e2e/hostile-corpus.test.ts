@@ -131,20 +131,22 @@ describe('hostile pages beside an ordinary run', () => {
     assert.ok(w.session.finished);
   });
 
-  test('a binding flood stops the recording with a clear status; viewers are told, the run goes on to the end', async () => {
+  test('a binding flood stops the recording with a clear status, viewers are told, and the run is ended so its traffic stops', async () => {
     const w = await runBeside('binding-flood.html?rate=2000&kb=256&huge=0', 5000);
     assertBounded(w);
     assert.match(w.session.recordingStopped ?? '', /^recording stopped: the page('s recording would hold| sent) more than/);
     const end = w.viewer.frames.find((f) => f.t === 'end');
-    assert.ok(end && end.t === 'end' && end.reason === w.session.recordingStopped, JSON.stringify(end));
+    assert.ok(end && end.t === 'end' && (end.reason === w.session.recordingStopped || end.status === 'failed'), JSON.stringify(end));
     const rec = await record(w.session.id);
-    assert.equal(rec.status, 'succeeded', 'the workflow itself went on');
     assert.equal(rec.recording_stopped, w.session.recordingStopped);
+    assert.equal(rec.status, 'failed', 'a page that keeps flooding ends its run');
+    assert.match(String((rec as { error?: string }).error), /sent more than .*the run was ended, since its page's traffic slows every run/);
   });
 
-  test('forged checkpoints with big payloads, many a second: bounded, then stopped', async () => {
+  test('forged checkpoints with big payloads, many a second: bounded, then stopped and the run ended', async () => {
     const w = await runBeside('forged-checkpoints.html?kb=512&every=20', 3000);
     assertBounded(w);
     assert.match(w.session.recordingStopped ?? '', /recording stopped/);
+    assert.equal(w.session.status, 'failed', w.session.error ?? '');
   });
 });

@@ -480,15 +480,18 @@ describe('PageIngest', () => {
     assert.equal(session.log.lastSeq, 1, 'the next batch gets the next seq: no hole');
   });
 
-  test('a page that sends more than its budget of characters stops being recorded, with the reason in its status', async () => {
+  test('a page that sends more than its budget of characters stops being recorded, with the reason in its status, and its run is told to end', async () => {
     const session = new Session({
       id: 's', workflowName: 'w', steps: [], visual: true, quality: 'standard', metrics: new StreamMetrics(),
       limits: { maxEventChars: 200_000, maxSessionChars: 1_000_000 },
     });
     let statuses = 0;
+    const floods: string[] = [];
     session.on('status', () => statuses++);
+    session.on('flood', (r) => floods.push(r));
     const calls = Array.from({ length: 12 }, (_, i) => session.ingest(big(i, 150_000)));
     await Promise.all(calls);
+    assert.deepEqual(floods, [session.recordingStopped], 'whoever drives the run is told, once');
     assert.match(session.recordingStopped ?? '', /^recording stopped: the page sent more than 1000000 chars at once/);
     assert.ok(session.log.retainedChars <= 1_000_000);
     assert.equal(statuses, 1);
@@ -500,9 +503,10 @@ describe('PageIngest', () => {
 
   test('a page whose batches take more than the preparation budget stops being recorded', async () => {
     const fakePool = { prepare: async () => ({ batch: { entries: [], rejected: 0 }, ms: 4000 }) } as unknown as IngestPool;
-    let stopped = '';
-    const ingest = new PageIngest(DEFAULT_LIMITS, { accept: () => null, stop: (r) => (stopped = r), closed: false }, fakePool);
+    let flooded = '';
+    const target = { accept: () => null, stop: () => assert.fail('a flood, not a full log'), flood: (r: string) => (flooded = r), finished: false, stopped: false };
+    const ingest = new PageIngest(DEFAULT_LIMITS, target, fakePool);
     await ingest.ingest(big(1, 100_000));
-    assert.match(stopped, /preparing the page's batches took more than 3000 ms/);
+    assert.match(flooded, /preparing the page's batches took more than 3000 ms/);
   });
 });
