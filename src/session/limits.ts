@@ -22,11 +22,12 @@ export const DEFAULT_LIMITS: RecordingLimits = { bufferEvents: 1000, maxSessionC
 export const HARD_EVENTS_FACTOR = 10;
 
 /**
- * A page may hand over its whole in-memory bound at once, then an eighth of it per second: far
- * more than a real page sends (a first snapshot with inlined images is a few MiB), far less than a
- * page calling the binding in a loop.
+ * A page may hand over its whole in-memory bound at once, then a thirty-second of it per second
+ * (2 MiB/s with the defaults): more than a real page sends once loaded (a first snapshot with
+ * inlined images is a few MiB, then KiB a second), far less than a page calling the binding in a
+ * loop. What a page sends crosses the browser's one DevTools connection, shared by every run.
  */
-export const INGEST_REFILL_FRACTION = 1 / 8;
+export const INGEST_REFILL_FRACTION = 1 / 32;
 
 /**
  * Time spent preparing a page's batches (parse, size, write out), on the event loop or in a
