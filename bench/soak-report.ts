@@ -67,3 +67,10 @@ export function soakTargets(t: TargetInputs): { server_up: Check; rss_under_boun
     },
   };
 }
+
+/** The middle value (the lower of the two middles for an even count); null for none. */
+export function median(values: readonly number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)] ?? null;
+}

@@ -49,6 +49,8 @@ export interface SessionAnswer {
   duration_ms: number | null;
   events?: { total: number; retained: number; last_seq: number; bytes: number };
   refused_requests?: number;
+  /** Page timestamp → the server's hand-off to viewers, for this run alone. */
+  latency_ms?: { average: number | null; p95: number | null };
 }
 
 /** What the server wrote: counts of warning and error lines by message, the last few errors, and the tail of stderr (a crash's stack). */

@@ -25,7 +25,7 @@ import { TERMINAL_STATUSES } from '../src/protocol/index.js';
 import { envInt, envNumber } from './env.js';
 import type { GroupReport } from './load-ipc.js';
 import { machineCpu, TICKS_PER_S, treeCpuTicks } from './proc-stat.js';
-import { soakTargets, summarizeDelays, p95Ratio, type DelayReading } from './soak-report.js';
+import { median, soakTargets, summarizeDelays, p95Ratio, type DelayReading } from './soak-report.js';
 import { ServerChild, vmRssBytes, type SessionAnswer } from './soak-server.js';
 import { aggregate, Clients, mb, round } from './viewer-clients.js';
 
@@ -202,6 +202,8 @@ class Phase {
   readonly errors: string[] = [];
   ordinaryStarted = 0;
   connectFailed = 0;
+  /** Each ordinary run's own page → server hand-off p95: what of the viewers' latency came before the server passed events on. */
+  readonly handoffP95: number[] = [];
 
   constructor(readonly name: string) {}
 
@@ -258,6 +260,7 @@ async function ordinarySlot(ctx: Ctx, phase: Phase, slot: number): Promise<void>
       phase.groups.push(...(await ctx.clients.collect([group], RUN_SECONDS * 1000 + 30_000)));
       const final = await ctx.server.session(id).catch(() => null);
       const key = final ? final.status : 'unknown';
+      if (typeof final?.latency_ms?.p95 === 'number') phase.handoffP95.push(final.latency_ms.p95);
       phase.ordinaryOutcomes[key] = (phase.ordinaryOutcomes[key] ?? 0) + 1;
       if (final?.status === 'failed') phase.error(`ordinary run ${id} failed: ${final.error ?? ''}`);
     } catch (err) {
@@ -486,12 +489,14 @@ async function runPhase(ctx: Ctx, name: string, withHostile: boolean) {
   const l = delivered.latency_ms;
   progress(
     `${name}: ordinary p50 ${l.p50} / p95 ${l.p95} / p99 ${l.p99} ms over ${l.samples} deliveries; lost ${delivered.integrity.lost}, dup ${delivered.integrity.duplicated}, late resets ${delivered.integrity.late_resets}, incomplete ${delivered.integrity.incomplete_viewers}; ` +
-      `server RSS max ${server.rss_max_mb} MB, loop delay p99 worst window ${server.event_loop_delay_ms.p99_worst_window} ms, /health unanswered ${server.health.unanswered}; server ${ctx.server.up ? 'up' : 'GONE'}`,
+      `page → server hand-off p95 per run: median ${median(phase.handoffP95)} ms; server RSS max ${server.rss_max_mb} MB, loop delay p99 worst window ${server.event_loop_delay_ms.p99_worst_window} ms, /health unanswered ${server.health.unanswered}; server ${ctx.server.up ? 'up' : 'GONE'}`,
   );
   return {
     window_s: round(windowS),
     ordinary_runs: { started: phase.ordinaryStarted, ended: phase.ordinaryOutcomes, viewers_each: Math.ceil(VIEWERS / ORDINARY) },
     latency_ms: l,
+    /** Per ordinary run, p95 of page timestamp → the server's hand-off (GET /workflows/{id}): the part of `latency_ms` spent before the server had the events. */
+    handoff_p95_ms_of_runs: { median: median(phase.handoffP95), max: phase.handoffP95.length ? Math.max(...phase.handoffP95) : null },
     frames_per_s: delivered.frames_per_s,
     events_per_s: delivered.events_per_s,
     integrity: {
