@@ -12,9 +12,9 @@ export interface IngestTarget {
   /** The page sends past its budgets: recording stops and the run must end, its traffic slows every run on the browser. */
   flood(reason: string): void;
   /** The run ended: batches are dropped unread. */
-  readonly finished: boolean;
+  isFinished(): boolean;
   /** Recording stopped: batches are dropped unread, but still count against the page's budget of characters. */
-  readonly stopped: boolean;
+  isStopped(): boolean;
 }
 
 /**
@@ -42,21 +42,21 @@ export class PageIngest {
 
   /** Resolves once the batch is in the log (or refused): why part of it was refused, or null. */
   ingest(json: string): Promise<string | null> {
-    if (this.target.finished) return Promise.resolve(null);
+    if (this.target.isFinished()) return Promise.resolve(null);
     // Charged before anything else, oversized batches and those of a stopped recording too: a page cannot make us read (or refuse) without limit.
     if (!this.chars.take(json.length)) {
       const reason = `the page sent more than ${this.chars.capacity} chars at once or ${Math.round(this.chars.perSecond)} a second`;
       this.target.flood(reason);
       return Promise.resolve(reason);
     }
-    if (this.target.stopped) return Promise.resolve(null);
+    if (this.target.isStopped()) return Promise.resolve(null);
     if (json.length > this.batchLimits.maxBatchChars) {
       return Promise.resolve(this.target.accept({ entries: [], rejected: 1, refused: `batch of ${json.length} chars is over ${this.batchLimits.maxBatchChars}` }));
     }
     if (this.queued === 0 && json.length <= INLINE_MAX_CHARS) return Promise.resolve(this.prepareHere(json));
     this.queued++;
     const done = this.tail.then(async () => {
-      if (this.target.finished || this.target.stopped) return null;
+      if (this.target.isFinished() || this.target.isStopped()) return null;
       if (json.length <= INLINE_MAX_CHARS) return this.prepareHere(json);
       const { batch, ms } = await this.pool.prepare(json, this.batchLimits);
       return this.finish(batch, ms);
@@ -73,7 +73,7 @@ export class PageIngest {
   }
 
   private finish(batch: PreparedBatch, ms: number): string | null {
-    if (this.target.finished || this.target.stopped) return null;
+    if (this.target.isFinished() || this.target.isStopped()) return null;
     const refused = this.target.accept(batch);
     if (!this.cost.charge(ms)) {
       const reason = `preparing the page's batches took more than ${PREPARE_BUDGET_MS} ms at once or ${PREPARE_REFILL_MS_PER_S} ms a second`;

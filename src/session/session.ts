@@ -77,8 +77,6 @@ export class Session extends EventEmitter<SessionEvents> {
 
   constructor(init: SessionInit) {
     super();
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the ingest target reads the session's state as it is at each call
-    const session = this;
     this.id = init.id;
     this.workflowName = init.workflowName;
     this.visual = init.visual;
@@ -96,17 +94,23 @@ export class Session extends EventEmitter<SessionEvents> {
       accept: (batch) => this.accept(batch),
       stop: (reason) => this.stopRecording(reason),
       flood: (reason) => this.flood(reason),
-      get finished() {
-        return session.finished;
-      },
-      get stopped() {
-        return session.recordingStopped !== null;
-      },
+      isFinished: () => this.finished,
+      isStopped: () => this.recordingStopped !== null,
     });
   }
 
   get finished(): boolean {
     return TERMINAL_STATUSES.includes(this.status);
+  }
+
+  /** Viewers follow it live: the run goes on and so does its recording. */
+  get streaming(): boolean {
+    return !this.finished && this.recordingStopped === null;
+  }
+
+  /** Why the live stream ended while the run goes on (its recording stopped), or null. */
+  get streamEndReason(): string | null {
+    return this.finished ? null : this.recordingStopped;
   }
 
   /**

@@ -75,7 +75,8 @@ export function statusFrame(session: Session): Buffer {
 
 export function endFrame(session: Session): string {
   const frame: EndFrame = { t: 'end', status: session.status, lastSeq: session.log.lastSeq };
-  if (session.recordingStopped !== null && !session.finished) frame.reason = session.recordingStopped;
+  const reason = session.streamEndReason;
+  if (reason !== null) frame.reason = reason;
   return JSON.stringify(frame);
 }
 

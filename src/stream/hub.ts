@@ -141,7 +141,7 @@ class Channel {
     this.flush();
     const frame = statusFrame(this.session);
     for (const v of this.viewers) sendShared(v.ws, frame);
-    if (this.session.finished || this.session.recordingStopped !== null) for (const v of [...this.viewers]) this.end(v);
+    if (!this.session.streaming) for (const v of [...this.viewers]) this.end(v);
   }
 
   /** Everything is delivered (sends are queued in order): say so and close (normally, unless the server is going). */
@@ -363,8 +363,7 @@ export class StreamHub {
     ws.on('pong', () => (viewer.alive = true));
 
     sendShared(ws, helloFrame(session, this.epoch, this.options.recordings));
-    const live = !session.finished && session.recordingStopped === null;
-    const channel = live ? this.channel(session) : null;
+    const channel = session.streaming ? this.channel(session) : null;
     const sameEpoch = params.get('epoch') === this.epoch;
     const slice = since !== null && sameEpoch ? session.log.since(since) : null;
     if (slice) {
@@ -456,7 +455,7 @@ export class StreamHub {
   sendEnd(ws: WebSocket, session: Session): void {
     sendShared(ws, endFrame(session));
     if (this.shuttingDown) closeShared(ws, CloseCode.goingAway, 'server shutting down');
-    else if (session.recordingStopped !== null && !session.finished) closeShared(ws, CloseCode.normal, 'recording stopped');
+    else if (session.streamEndReason !== null) closeShared(ws, CloseCode.normal, 'recording stopped');
     else closeShared(ws, CloseCode.normal, 'session ended');
   }
 

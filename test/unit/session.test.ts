@@ -504,7 +504,7 @@ describe('PageIngest', () => {
   test('a page whose batches take more than the preparation budget stops being recorded', async () => {
     const fakePool = { prepare: async () => ({ batch: { entries: [], rejected: 0 }, ms: 4000 }) } as unknown as IngestPool;
     let flooded = '';
-    const target = { accept: () => null, stop: () => assert.fail('a flood, not a full log'), flood: (r: string) => (flooded = r), finished: false, stopped: false };
+    const target = { accept: () => null, stop: () => assert.fail('a flood, not a full log'), flood: (r: string) => (flooded = r), isFinished: () => false, isStopped: () => false };
     const ingest = new PageIngest(DEFAULT_LIMITS, target, fakePool);
     await ingest.ingest(big(1, 100_000));
     assert.match(flooded, /preparing the page's batches took more than 3000 ms/);
