@@ -12,8 +12,7 @@
  * latency (page timestamp → viewer receipt), frames and events per second, lost / duplicated
  * seqs, server CPU and RSS, the client processes' and Chromium's CPU. See docs/BENCHMARKS.md, section "Load".
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
@@ -21,6 +20,7 @@ import { serveStatic, type StaticSite } from '../src/cli/static-site.js';
 import type { Session } from '../src/session/index.js';
 import { execute, startStack, waitFor, type Stack } from '../test/helpers/stack.js';
 import { envInt, envNumber } from './env.js';
+import { machineInfo, writeResult } from './results.js';
 import { clientKind, sharedDecodeOn } from './load-socket.js';
 import { LatencyHistogram, type GroupReport } from './load-ipc.js';
 import { machineCpu, TICKS_PER_S, treeCpuTicks } from './proc-stat.js';
@@ -28,7 +28,6 @@ import { aggregate, Clients, mb, round } from './viewer-clients.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const PAGES_DIR = join(BENCH_DIR, 'pages');
-const RESULTS_DIR = join(BENCH_DIR, 'results');
 
 /** Length of each scenario's measurement window. */
 const BENCH_SECONDS = envInt('BENCH_SECONDS', 20, 3, 600);
@@ -504,15 +503,7 @@ async function main(): Promise<void> {
     const result = {
       bench: 'domcast-load',
       date: new Date().toISOString(),
-      machine: {
-        cpus: cpus().length,
-        cpu_model: cpus()[0]?.model ?? null,
-        memory_mb: mb(totalmem()),
-        node: process.version,
-        platform: `${process.platform}-${process.arch}`,
-        load_1m_at_start: round(loadAtStart, 2),
-        load_1m_at_end: round(loadavg()[0] ?? 0, 2),
-      },
+      machine: machineInfo(loadAtStart),
       config: { bench_seconds: BENCH_SECONDS, bench_viewers: BENCH_VIEWERS, scenarios: SCENARIOS, heavy_lines: HEAVY_LINES, crowd_every: CROWD_EVERY, client: clientKind(), client_shared_decode: sharedDecodeOn(), client_processes: CLIENT_PROCESSES, warmup_s: WARMUP_MS / 1000, server_env: SERVER_ENV },
       pass: Object.values(checks).every((c) => c.pass),
       targets: checks,
@@ -531,10 +522,7 @@ async function main(): Promise<void> {
       },
       duration_s: round((Date.now() - startedAt) / 1000),
     };
-    const json = JSON.stringify(result, null, 2);
-    mkdirSync(RESULTS_DIR, { recursive: true });
-    writeFileSync(join(RESULTS_DIR, 'load-latest.json'), `${json}\n`);
-    process.stdout.write(`${json}\n`);
+    writeResult('load-latest.json', result);
     const failed = Object.entries(checks).filter(([, c]) => !c.pass).map(([k]) => k);
     progress(`done in ${result.duration_s} s; ${failed.length ? `missed: ${failed.join(', ')}` : 'every target met'}; written to bench/results/load-latest.json`);
   } finally {

@@ -8,9 +8,8 @@
  * The result is JSON on stdout and in bench/results/latest.json; progress goes to stderr.
  * See docs/BENCHMARKS.md for what each figure means.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer as createTcpServer, connect as tcpConnect, type AddressInfo, type Server as TcpServer, type Socket } from 'node:net';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
@@ -19,12 +18,12 @@ import { serveStatic, type StaticSite } from '../src/cli/static-site.js';
 import type { Session } from '../src/session/index.js';
 import { execute, launchViewerBrowser, startStack, waitFor, WsViewer, type Stack } from '../test/helpers/stack.js';
 import { envNumber } from './env.js';
+import { machineInfo, writeResult } from './results.js';
 import { machineCpu } from './proc-stat.js';
 import { measureDiskPerMinute, measureStoreWrites } from './store.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const PAGES_DIR = join(BENCH_DIR, 'pages');
-const RESULTS_DIR = join(BENCH_DIR, 'results');
 
 /** Length of each measurement window, in seconds. */
 const BENCH_SECONDS = envNumber('BENCH_SECONDS', 30, 1, 600);
@@ -681,15 +680,7 @@ async function main(): Promise<void> {
     const result = {
       bench: 'domcast',
       date: new Date().toISOString(),
-      machine: {
-        cpus: cpus().length,
-        cpu_model: cpus()[0]?.model ?? null,
-        memory_mb: mb(totalmem()),
-        node: process.version,
-        platform: `${process.platform}-${process.arch}`,
-        load_1m_at_start: round(loadAtStart, 2),
-        load_1m_at_end: round(loadavg()[0] ?? 0, 2),
-      },
+      machine: machineInfo(loadAtStart),
       config: { bench_seconds: BENCH_SECONDS },
       latency,
       bandwidth,
@@ -721,10 +712,7 @@ async function main(): Promise<void> {
       },
       duration_s: round((Date.now() - startedAt) / 1000),
     };
-    const json = JSON.stringify(result, null, 2);
-    mkdirSync(RESULTS_DIR, { recursive: true });
-    writeFileSync(join(RESULTS_DIR, 'latest.json'), `${json}\n`);
-    process.stdout.write(`${json}\n`);
+    writeResult('latest.json', result);
     progress(`done in ${result.duration_s} s; written to bench/results/latest.json`);
   } finally {
     await browser?.close().catch(() => undefined);

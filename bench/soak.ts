@@ -15,14 +15,15 @@
  */
 import { createSocket } from 'node:dgram';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { readdirSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { serveStatic, type StaticSite } from '../src/cli/static-site.js';
 import { projectRoot } from '../src/common/index.js';
 import { TERMINAL_STATUSES } from '../src/protocol/index.js';
 import { envInt, envNumber } from './env.js';
+import { machineInfo, writeResult } from './results.js';
 import type { GroupReport } from './load-ipc.js';
 import { machineCpu, TICKS_PER_S, treeCpuTicks } from './proc-stat.js';
 import { median, soakTargets, summarizeDelays, p95Ratio, type DelayReading } from './soak-report.js';
@@ -30,7 +31,6 @@ import { ServerChild, vmRssBytes, type SessionAnswer } from './soak-server.js';
 import { aggregate, Clients, mb, round } from './viewer-clients.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
-const RESULTS_DIR = join(BENCH_DIR, 'results');
 const CORPUS_DIR = join(projectRoot, 'test', 'fixtures', 'pages', 'hostile-corpus');
 
 /** Both phases together; each gets half. */
@@ -586,14 +586,7 @@ async function main(): Promise<void> {
     const result = {
       bench: 'domcast-soak',
       date: new Date().toISOString(),
-      machine: {
-        cpus: cpus().length,
-        cpu_model: cpus()[0]?.model ?? null,
-        memory_mb: mb(totalmem()),
-        node: process.version,
-        load_1m_at_start: round(loadAtStart, 2),
-        load_1m_at_end: round(loadavg()[0] ?? 0, 2),
-      },
+      machine: machineInfo(loadAtStart),
       config: {
         soak_seconds: SOAK_SECONDS,
         phase_seconds: PHASE_MS / 1000,
@@ -633,10 +626,7 @@ async function main(): Promise<void> {
       phases: { baseline, with_hostile: withHostile },
       duration_s: round((Date.now() - startedAt) / 1000),
     };
-    const json = JSON.stringify(result, null, 2);
-    mkdirSync(RESULTS_DIR, { recursive: true });
-    writeFileSync(join(RESULTS_DIR, 'soak-latest.json'), `${json}\n`);
-    process.stdout.write(`${json}\n`);
+    writeResult('soak-latest.json', result);
     const failed = Object.entries(targets).filter(([, c]) => !c.pass).map(([k]) => k);
     progress(`done in ${result.duration_s} s; ${failed.length ? `missed: ${failed.join(', ')}` : 'every target met'}; written to bench/results/soak-latest.json`);
   } finally {
