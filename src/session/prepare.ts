@@ -97,13 +97,16 @@ export function prepareBatch(json: string, limits: BatchLimits): PreparedBatch {
   const events = shaped.filter((e) => !isServerCustom(e));
   const rejected = parsed.length - events.length;
   const forged = shaped.length - events.length;
-  // Most batches cannot outgrow the bound: JSON.stringify writes at most six characters per one it was given.
+  // Most batches cannot outgrow the bound: JSON.stringify writes at most six characters per one it was given
+  // (and the walk below measures strings short, so it says 'long' only when that could be true).
   const mayGrowPast = json.length * 6 > limits.maxEventChars;
+  // Each level of nesting takes at least one character of the text: a short batch cannot nest too deep.
+  const mayNestTooDeep = json.length > limits.maxDepth;
   const entries: LogEntry[] = [];
   for (const [i, event] of events.entries()) {
-    const size = measureJson(event, limits.maxEventChars, limits.maxDepth);
+    const size = mayGrowPast || mayNestTooDeep ? measureJson(event, limits.maxEventChars, limits.maxDepth) : 0;
     if (size === 'deep') return { entries: [], rejected: rejected + events.length, refused: `event ${i} nests deeper than ${limits.maxDepth}` };
-    if (mayGrowPast && size === 'long') return { entries: [], rejected: rejected + events.length, refused: `event ${i} is over ${limits.maxEventChars} chars once written out` };
+    if (size === 'long') return { entries: [], rejected: rejected + events.length, refused: `event ${i} is over ${limits.maxEventChars} chars once written out` };
     let text: string;
     try {
       text = JSON.stringify(event);
