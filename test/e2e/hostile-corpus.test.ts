@@ -144,7 +144,7 @@ describe('hostile pages beside an ordinary run', () => {
   });
 
   test('forged checkpoints with big payloads, many a second: bounded, then stopped and the run ended', async () => {
-    const w = await runBeside('forged-checkpoints.html?kb=512&every=20', 3000);
+    const w = await runBeside('forged-checkpoints.html?kb=1024&every=20', 8000);
     assertBounded(w);
     assert.match(w.session.recordingStopped ?? '', /recording stopped/);
     assert.equal(w.session.status, 'failed', w.session.error ?? '');
