@@ -19,6 +19,9 @@ export function toStored(s: Session): StoredSession {
   };
 }
 
+/** How long an ended session's events stay in memory after the store has written them. */
+export const ENDED_LOG_GRACE_MS = 5000;
+
 /** The store as one more consumer of a session: every batch of its log, every change of its status. */
 export function track(store: SqliteStore, session: Session): void {
   store.saveSession(toStored(session));
@@ -34,8 +37,9 @@ export function track(store: SqliteStore, session: Session): void {
     if (session.finished) {
       unsubscribe();
       session.off('status', onStatus);
-      // Once written, the store serves the recording: an ended session's events leave memory.
-      void store.flush().then(() => session.log.release());
+      // Once written, the store serves the recording: an ended session's events leave memory, after a
+      // short grace in which a viewer that lost its connection near the end resumes from memory.
+      void store.flush().then(() => setTimeout(() => session.log.release(), ENDED_LOG_GRACE_MS).unref());
     }
   };
   session.on('status', onStatus);

@@ -32,6 +32,8 @@ const state = {
   ended: false,
   /** The run is kept in the store (hello): what the stream cannot give any more, the replay can. */
   recorded: false,
+  /** The last hello said the run had already ended: an `end` then may leave us short of its events. */
+  joinedEnded: false,
   retries: 0,
   /** server clock minus ours, from hello/ping; latency is read on the server's clock. */
   clockOffset: 0,
@@ -130,6 +132,7 @@ function onFrame(frame: ServerFrame): void {
       // Without a recording there is nothing to rewind through.
       $('controls').hidden = !frame.recorded;
       state.recorded = frame.recorded;
+      state.joinedEnded = frame.status !== 'running' && frame.status !== 'queued';
       ui.workflow.textContent = frame.workflow;
       document.title = `${frame.workflow} · domcast`;
       renderStatus(frame.status, frame.steps, frame.currentStep, frame.error);
@@ -166,7 +169,7 @@ function onFrame(frame: ServerFrame): void {
       state.ended = true;
       setConnection('ended', frame.reason ?? `run ${frame.status}`);
       // Events we never got (we were away when the run ended, and its log is now only in the store): the replay has them.
-      if (frame.lastSeq > state.lastSeq && state.recorded && !frame.reason) location.reload();
+      if (state.joinedEnded && frame.lastSeq > state.lastSeq && state.recorded && !frame.reason) location.reload();
       break;
     case 'ping':
       state.clockOffset = frame.serverTime - Date.now();
