@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzip } from 'node:zlib';
@@ -82,6 +83,21 @@ CREATE TABLE IF NOT EXISTS screenshots (
   png BLOB NOT NULL,
   PRIMARY KEY (session_id, step)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS assets (
+  hash TEXT PRIMARY KEY,
+  content_type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  body BLOB NOT NULL,
+  created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS session_assets (
+  session_id TEXT NOT NULL,
+  url TEXT NOT NULL,
+  hash TEXT NOT NULL,
+  captured_at INTEGER NOT NULL,
+  PRIMARY KEY (session_id, url)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS session_assets_hash ON session_assets (hash, session_id);
 `;
 
 /** Recordings hold whatever the recorded pages showed: only the server's own user may read them. */
@@ -234,6 +250,78 @@ export class SqliteStore {
     return row?.png;
   }
 
+  /**
+   * Keeps a body the run's browser received for `url`: once, whatever the number of URLs and
+   * sessions it came from (content-addressed by SHA-256), and the session's URL now stands for it.
+   * Written at once, not behind a queue: a viewer may ask for it a moment later. A body the URL
+   * stood for before, that no session uses any more, is deleted.
+   */
+  putAsset(sessionId: string, url: string, contentType: string, body: Buffer): { hash: string; isNew: boolean } {
+    const hash = createHash('sha256').update(body).digest('hex');
+    const now = Date.now();
+    return this.db.transaction(() => {
+      const isNew = this.db.prepare('SELECT 1 FROM assets WHERE hash = ?').get(hash) === undefined;
+      if (isNew) this.db.prepare('INSERT INTO assets (hash, content_type, size, body, created_at) VALUES (?, ?, ?, ?, ?)').run(hash, contentType, body.length, body, now);
+      const before = this.assetHash(sessionId, url);
+      this.db
+        .prepare(`INSERT INTO session_assets (session_id, url, hash, captured_at) VALUES (?, ?, ?, ?)
+          ON CONFLICT (session_id, url) DO UPDATE SET hash = excluded.hash, captured_at = excluded.captured_at`)
+        .run(sessionId, url, hash, now);
+      if (before !== undefined && before !== hash) this.deleteUnusedAssets([before]);
+      return { hash, isNew };
+    })();
+  }
+
+  /** The hash of the body a session's URL stands for, if it was captured. */
+  assetHash(sessionId: string, url: string): string | undefined {
+    const row = this.db.prepare('SELECT hash FROM session_assets WHERE session_id = ? AND url = ?').get(sessionId, url) as { hash: string } | undefined;
+    return row?.hash;
+  }
+
+  /**
+   * A body, only to a session that captured it: one stored once for several sessions is not
+   * served to a session that did not, so a hash seen elsewhere opens nothing.
+   */
+  assetBody(sessionId: string, hash: string): { contentType: string; body: Buffer } | undefined {
+    const row = this.db
+      .prepare(`SELECT content_type, body FROM assets WHERE hash = ?
+        AND EXISTS (SELECT 1 FROM session_assets WHERE hash = assets.hash AND session_id = ?)`)
+      .get(hash, sessionId) as { content_type: string; body: Buffer } | undefined;
+    return row && { contentType: row.content_type, body: row.body };
+  }
+
+  /** A session's captured URLs and the bytes of their bodies (a body shared with other sessions counts for each). */
+  sessionAssetStats(sessionId: string): { count: number; bytes: number } {
+    return this.db
+      .prepare(`SELECT count(*) AS count, coalesce(sum(assets.size), 0) AS bytes
+        FROM session_assets JOIN assets ON assets.hash = session_assets.hash WHERE session_assets.session_id = ?`)
+      .get(sessionId) as { count: number; bytes: number };
+  }
+
+  /** Forgets a session's captured URLs and deletes the bodies no other session uses. */
+  private deleteSessionAssets(sessionId: string): void {
+    const hashes = (this.db.prepare('SELECT DISTINCT hash FROM session_assets WHERE session_id = ?').all(sessionId) as { hash: string }[]).map((r) => r.hash);
+    this.db.prepare('DELETE FROM session_assets WHERE session_id = ?').run(sessionId);
+    this.deleteUnusedAssets(hashes);
+  }
+
+  private deleteUnusedAssets(hashes: readonly string[]): void {
+    const drop = this.db.prepare('DELETE FROM assets WHERE hash = ? AND NOT EXISTS (SELECT 1 FROM session_assets WHERE hash = ?)');
+    for (const hash of hashes) drop.run(hash, hash);
+  }
+
+  /**
+   * Captured assets of sessions the store has no record of and `isKnown` does not know either:
+   * runs not kept (DOMCAST_RECORDINGS=false) once the server forgets them, and runs of a previous
+   * process that died before their record was written.
+   */
+  private sweepAssets(isKnown: (id: string) => boolean): number {
+    const ids = this.db.prepare('SELECT DISTINCT session_id AS id FROM session_assets WHERE session_id NOT IN (SELECT id FROM sessions)').all() as { id: string }[];
+    const gone = ids.filter((r) => !isKnown(r.id));
+    if (gone.length) this.db.transaction(() => gone.forEach((r) => this.deleteSessionAssets(r.id)))();
+    return gone.length;
+  }
+
   /** Writes everything queued so far; concurrent callers share one write. */
   flush(): Promise<void> {
     if (this.flushing) return this.flushing.then(() => this.flush());
@@ -335,6 +423,7 @@ export class SqliteStore {
     return this.db.transaction(() => {
       this.db.prepare('DELETE FROM chunks WHERE session_id = ?').run(id);
       this.db.prepare('DELETE FROM screenshots WHERE session_id = ?').run(id);
+      this.deleteSessionAssets(id);
       return this.db.prepare('DELETE FROM sessions WHERE id = ?').run(id).changes > 0;
     })();
   }
@@ -349,9 +438,12 @@ export class SqliteStore {
 
   /**
    * Removes finished sessions, oldest first: those ended more than `maxAgeMs` ago, then more
-   * until the store is under `maxBytes`. Sessions still running are never removed.
+   * until the store (captured assets included) is under `maxBytes`. Sessions still running are
+   * never removed. First, captured assets of sessions neither on record nor `isKnown` (by default
+   * `isLive`) are deleted.
    */
-  prune(options: { maxAgeMs?: number | undefined; maxBytes?: number | undefined; isLive: (id: string) => boolean }): string[] {
+  prune(options: { maxAgeMs?: number | undefined; maxBytes?: number | undefined; isLive: (id: string) => boolean; isKnown?: (id: string) => boolean }): string[] {
+    const swept = this.sweepAssets(options.isKnown ?? options.isLive);
     const removed: string[] = [];
     const oldest = this.db.prepare(
       `SELECT id, ended_at FROM sessions WHERE status NOT IN ('queued', 'running') ORDER BY coalesce(ended_at, created_at) ASC, id ASC`,
@@ -364,7 +456,7 @@ export class SqliteStore {
       this.delete(row.id);
       removed.push(row.id);
     }
-    if (removed.length) this.db.pragma('wal_checkpoint(TRUNCATE)');
+    if (removed.length || swept) this.db.pragma('wal_checkpoint(TRUNCATE)');
     return removed;
   }
 
