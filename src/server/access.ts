@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadRequestError } from '../common/index.js';
+import { assetCookieToken } from './asset-cookie.js';
 import type { AppDeps } from './deps.js';
 import { RateLimiter } from './rate-limit.js';
 
@@ -9,9 +10,17 @@ import { RateLimiter } from './rate-limit.js';
  * - `public`: anyone (liveness, the viewer's static assets);
  * - `viewer`: the API key, or a viewer token for the session in the path (`?token=` or `Authorization: Bearer`);
  * - `viewer-only`: a viewer token for that session, always (the viewer page: its links carry one);
+ * - `viewer-asset`: as `viewer`, or the token in the asset cookie the viewer page set (a session's
+ *   captured assets, which `<img>`, CSS and fonts fetch without a header);
  * - unset: the API, which needs DOMCAST_API_KEY when one is set.
  */
-export type RouteAccess = 'public' | 'viewer' | 'viewer-only';
+export type RouteAccess = 'public' | 'viewer' | 'viewer-only' | 'viewer-asset';
+
+/** The viewer token a request got in with, and when it expires (ms since the epoch). */
+export interface ViewerGrant {
+  token: string;
+  expiresAt: number;
+}
 
 /** How the caller got in: with the API key, a viewer token, or because no key is set. */
 export type Caller = 'key' | 'viewer' | 'open';
@@ -22,6 +31,8 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     caller: Caller;
+    /** Set when the caller got in with a viewer token. */
+    viewerGrant: ViewerGrant | null;
   }
 }
 
@@ -46,6 +57,7 @@ export function registerAccess(app: FastifyInstance, deps: AppDeps): void {
   const isKey = (candidate: string | null) => keyDigest !== null && candidate !== null && timingSafeEqual(digest(candidate), keyDigest);
 
   app.decorateRequest('caller', 'open');
+  app.decorateRequest('viewerGrant', null);
   app.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
     const access = req.routeOptions.config.access;
     if (access === 'public') return;
@@ -54,16 +66,18 @@ export function registerAccess(app: FastifyInstance, deps: AppDeps): void {
       req.caller = 'key';
       return;
     }
-    if (access === 'viewer' || access === 'viewer-only') {
+    if (access === 'viewer' || access === 'viewer-only' || access === 'viewer-asset') {
       const query = req.query as Record<string, unknown>;
       // The viewer page is opened by a browser from its link: only the link's token counts there.
       const fromQuery = typeof query.token === 'string' ? query.token : null;
-      const token = access === 'viewer-only' ? fromQuery : (fromQuery ?? presented);
+      const token =
+        access === 'viewer-only' ? fromQuery : (fromQuery ?? presented ?? (access === 'viewer-asset' ? assetCookieToken(req) : null));
       const sessionId = (req.params as { id?: string }).id ?? '';
       if (token !== null || access === 'viewer-only' || keyDigest !== null) {
-        const check = await deps.viewerTokens.verify(token, sessionId);
+        const check = await deps.viewerTokens.grant(token, sessionId);
         if (check.ok) {
           req.caller = 'viewer';
+          req.viewerGrant = token === null ? null : { token, expiresAt: check.expiresAt };
           return;
         }
         if (access === 'viewer-only' || keyDigest !== null) throw new UnauthorizedError(check.reason);

@@ -12,6 +12,8 @@ const SCOPE = 'view';
 const SECRET_FILE = 'viewer-token.key';
 
 export type TokenCheck = { ok: true } | { ok: false; reason: string };
+/** A token that checked out, and when it stops working (ms since the epoch). */
+export type TokenGrant = { ok: true; expiresAt: number } | { ok: false; reason: string };
 
 /**
  * Signed, expiring, read-only links to one session (HS256 JWTs, `sub` = session id).
@@ -42,6 +44,12 @@ export class ViewerTokens {
   }
 
   async verify(token: string | null | undefined, sessionId: string): Promise<TokenCheck> {
+    const grant = await this.grant(token, sessionId);
+    return grant.ok ? { ok: true } : grant;
+  }
+
+  /** As verify, with the token's expiry (a cookie that carries it lives no longer). */
+  async grant(token: string | null | undefined, sessionId: string): Promise<TokenGrant> {
     if (!token) return { ok: false, reason: 'a viewer token is required (use the viewer_url or visual_stream_url the API gave you)' };
     try {
       // jose checks `exp` only when present: a token minted without one (a bug, or a leaked key used
@@ -49,7 +57,7 @@ export class ViewerTokens {
       const { payload } = await jwtVerify(token, this.secret, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] });
       if (payload.scope !== SCOPE) return { ok: false, reason: 'this token does not allow viewing' };
       if (payload.sub !== sessionId) return { ok: false, reason: 'this viewer token is for another session' };
-      return { ok: true };
+      return { ok: true, expiresAt: (payload.exp ?? 0) * 1000 };
     } catch (err) {
       if (err instanceof errors.JWTExpired) return { ok: false, reason: 'this viewer link has expired; ask for a new one' };
       return { ok: false, reason: 'invalid viewer token' };

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { NotFoundError, readBuiltAsset } from '../../common/index.js';
+import { assetCookie } from '../asset-cookie.js';
 import type { AppDeps } from '../deps.js';
 
 /**
@@ -50,6 +51,10 @@ export function registerViewer(app: FastifyInstance, deps: AppDeps): void {
     const session = deps.registry.get(id) ?? deps.store.get(id);
     if (!session) throw new NotFoundError(`unknown session ${id.slice(0, 64)}`);
     if (!session.visual) throw new NotFoundError(`session ${id} runs with visual_enabled=false; there is nothing to view`);
+    // The replay's <img>, CSS and fonts fetch the session's captured assets without a header: the link's token goes to them as a cookie.
+    const grant = req.viewerGrant;
+    const cookie = grant && assetCookie(id, grant.token, grant.expiresAt, req.protocol === 'https');
+    if (cookie) reply.header('set-cookie', cookie);
     return reply
       .header('content-security-policy', VIEWER_CSP)
       .header('x-content-type-options', 'nosniff')
