@@ -1,4 +1,5 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { AssetIndex } from '../assets/index.js';
 import { BrowserLauncher } from '../browser/index.js';
 import { BadRequestError, createLogger, type Logger } from '../common/index.js';
 import { CloseCode } from '../protocol/index.js';
@@ -12,6 +13,7 @@ import { registerAccess } from './access.js';
 import type { AppDeps } from './deps.js';
 import { viewerOriginAllowed } from './origins.js';
 import { ViewerTokens, viewerTokenSecret } from './viewer-tokens.js';
+import { registerAssets } from './routes/assets.js';
 import { registerExecute } from './routes/execute.js';
 import { registerHealth } from './routes/health.js';
 import { registerSessions } from './routes/sessions.js';
@@ -40,9 +42,12 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   const log = options.log ?? createLogger(config.logLevel);
   const app: FastifyInstance = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: config.maxBodyBytes,
     logController: new LogController({ disableRequestLogging: true }),
+    // An asset key is the base64url of a page's URL: up to Node's request-head limit, not find-my-way's 100.
+    routerOptions: { maxParamLength: 16 * 1024 },
   });
   const store = new SqliteStore(config.dataDir, log);
   if (store.interrupted > 0) log.warn({ sessions: store.interrupted }, 'marked runs of a previous process as interrupted');
+  const assets = new AssetIndex(store);
   const registry = new SessionRegistry(config.recordings ? { onCreate: (session) => track(store, session) } : {});
   const metrics = new StreamMetrics();
   const launcher = new BrowserLauncher({ chromiumPath: options.chromiumPath ?? config.chromiumPath, log });
@@ -79,12 +84,13 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
       maxAgeMs: config.retentionDays === undefined ? undefined : config.retentionDays * 86_400_000,
       maxBytes: config.maxStoreMb === undefined ? undefined : config.maxStoreMb * 1024 * 1024,
       isLive: (id) => registry.get(id)?.finished === false,
+      isKnown: (id) => registry.get(id) !== undefined,
     });
     for (const id of removed) registry.delete(id);
     if (removed.length) log.info({ removed: removed.length }, 'retention removed old recordings');
     return removed;
   };
-  const deps: AppDeps = { config, log, registry, metrics, runs, hub, library, store, applyRetention: prune, startedAt: Date.now(), viewerTokens, lifecycle: { draining: false } };
+  const deps: AppDeps = { config, log, registry, metrics, runs, hub, library, store, assets, applyRetention: prune, startedAt: Date.now(), viewerTokens, lifecycle: { draining: false } };
   prune();
   const pruneTimer = setInterval(prune, 60_000);
   pruneTimer.unref();
@@ -122,6 +128,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   registerRecordings(app, deps);
   registerSessions(app, deps);
   registerViewer(app, deps);
+  registerAssets(app, deps);
   registerHealth(app, deps);
 
   app.server.on('upgrade', (req, socket, head) => {

@@ -1,3 +1,4 @@
+import type { AssetIndex } from '../assets/index.js';
 import type { Logger } from '../common/index.js';
 import type { RunManager } from '../runs/index.js';
 import type { SessionRegistry, StreamMetrics } from '../session/index.js';
@@ -17,6 +18,8 @@ export interface AppDeps {
   hub: StreamHub;
   library: WorkflowLibrary;
   store: SqliteStore;
+  /** Captured asset bodies (in the store) and requests waiting for one. */
+  assets: AssetIndex;
   /** Removes recordings past DOMCAST_RETENTION_DAYS / DOMCAST_MAX_STORE_MB now; returns their ids. */
   applyRetention: () => string[];
   startedAt: number;
