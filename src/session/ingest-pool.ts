@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { distDir } from '../common/index.js';
-import type { IngestReply, IngestRequest } from './ingest-worker.js';
+import type { RewriteState } from '../assets/rewrite.js';
+import type { AssetJob, IngestReply, IngestRequest } from './ingest-worker.js';
 import type { BatchLimits, PreparedBatch } from './prepare.js';
 
 /** Heap of one ingest worker: a batch that needs more is refused (the worker is replaced), the server is not touched. */
@@ -11,6 +12,8 @@ const WORKER_HEAP_MB = 512;
 export interface Prepared {
   batch: PreparedBatch;
   ms: number;
+  /** The asset rewrite's state after the batch; absent when the job had none or the worker died on it. */
+  assets?: RewriteState;
 }
 
 interface Pending {
@@ -23,28 +26,30 @@ class IngestWorker {
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
 
+  constructor(private readonly script: string) {}
+
   get load(): number {
     return this.pending.size;
   }
 
-  prepare(json: string, limits: BatchLimits): Promise<Prepared> {
+  prepare(json: string, limits: BatchLimits, assets?: AssetJob): Promise<Prepared> {
     const worker = this.worker ?? this.start();
     const id = this.nextId++;
     return new Promise((resolve) => {
       if (this.pending.size === 0) worker.ref(); // a batch in the works keeps the process up; an idle worker does not
       this.pending.set(id, { resolve });
-      const req: IngestRequest = { id, json, limits };
+      const req: IngestRequest = { id, json, limits, ...(assets ? { assets } : {}) };
       worker.postMessage(req);
     });
   }
 
   private start(): Worker {
-    const worker = new Worker(join(distDir, 'ingest-worker.js'), { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
+    const worker = new Worker(this.script, { resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
     worker.on('message', (reply: IngestReply) => {
       const p = this.pending.get(reply.id);
       this.pending.delete(reply.id);
       if (this.pending.size === 0) worker.unref();
-      p?.resolve({ batch: reply.result, ms: reply.ms });
+      p?.resolve({ batch: reply.result, ms: reply.ms, ...(reply.assets ? { assets: reply.assets } : {}) });
     });
     const fail = (why: string): void => {
       if (this.worker !== worker) return;
@@ -76,14 +81,15 @@ class IngestWorker {
 export class IngestPool {
   private readonly workers: IngestWorker[];
 
-  constructor(size = 2) {
-    this.workers = Array.from({ length: size }, () => new IngestWorker());
+  /** `script`: the bundled worker (tests may bundle their own). */
+  constructor(size = 2, script = join(distDir, 'ingest-worker.js')) {
+    this.workers = Array.from({ length: size }, () => new IngestWorker(script));
   }
 
-  prepare(json: string, limits: BatchLimits): Promise<Prepared> {
+  prepare(json: string, limits: BatchLimits, assets?: AssetJob): Promise<Prepared> {
     let best = this.workers[0]!;
     for (const w of this.workers) if (w.load < best.load) best = w;
-    return best.prepare(json, limits);
+    return best.prepare(json, limits, assets);
   }
 
   async close(): Promise<void> {

@@ -4,12 +4,20 @@
  * them from every other session's viewers.
  */
 import { parentPort } from 'node:worker_threads';
+import { AssetRewriter, type RewriteState } from '../assets/rewrite.js';
 import { prepareBatch, type BatchLimits, type PreparedBatch } from './prepare.js';
+
+/** A session's asset rewrite as its previous batch left it: the worker goes on from there and hands the state back. */
+export interface AssetJob {
+  sessionId: string;
+  state: RewriteState;
+}
 
 export interface IngestRequest {
   id: number;
   json: string;
   limits: BatchLimits;
+  assets?: AssetJob;
 }
 
 export interface IngestReply {
@@ -17,16 +25,23 @@ export interface IngestReply {
   result: PreparedBatch;
   /** Time the worker spent on it: charged to the page's budget (time waiting for the worker is not). */
   ms: number;
+  /** The rewrite's state after the batch, when the request had one. */
+  assets?: RewriteState;
 }
 
-parentPort?.on('message', (req: IngestRequest) => {
+/** One request, start to reply (exported for tests: in the worker it runs on each message). */
+export function handleRequest(req: IngestRequest): IngestReply {
   const start = performance.now();
+  const rewriter = req.assets ? new AssetRewriter(req.assets.sessionId, req.assets.state) : undefined;
   let result: PreparedBatch;
   try {
-    result = prepareBatch(req.json, req.limits);
+    result = prepareBatch(req.json, req.limits, rewriter);
   } catch (err) {
     result = { entries: [], rejected: 1, refused: `batch could not be prepared: ${err instanceof Error ? err.message : String(err)}` };
   }
-  const reply: IngestReply = { id: req.id, result, ms: performance.now() - start };
-  parentPort?.postMessage(reply);
+  return { id: req.id, result, ms: performance.now() - start, ...(rewriter ? { assets: rewriter.state } : {}) };
+}
+
+parentPort?.on('message', (req: IngestRequest) => {
+  parentPort?.postMessage(handleRequest(req));
 });

@@ -1,3 +1,4 @@
+import type { AssetRewriter } from '../assets/rewrite.js';
 import { TokenBucket } from './budget.js';
 import { ingestPool, type IngestPool } from './ingest-pool.js';
 import { batchLimits, INGEST_REFILL_FRACTION, INLINE_MAX_CHARS, PREPARE_BUDGET_MS, PREPARE_REFILL_MS_PER_S, type RecordingLimits } from './limits.js';
@@ -22,7 +23,9 @@ export interface IngestTarget {
  * worker thread, always in the page's order. Each page has two budgets, characters sent and time
  * spent preparing them; past either, its recording stops (a clear status) and its run is ended: a
  * page's batches share the browser's one DevTools connection with every other run, so a page that
- * floods it slows them all, whatever the server does with what arrives.
+ * floods it slows them all, whatever the server does with what arrives. With `assets`, the events'
+ * asset URLs are rewritten as they are prepared: its state (which nodes are style text…) moves on
+ * batch by batch, here or through the worker, which is handed it with a batch and hands it back.
  */
 export class PageIngest {
   private tail: Promise<unknown> = Promise.resolve();
@@ -35,6 +38,7 @@ export class PageIngest {
     limits: RecordingLimits,
     private readonly target: IngestTarget,
     private readonly pool: IngestPool = ingestPool,
+    private readonly assets?: AssetRewriter,
   ) {
     this.chars = new TokenBucket(limits.maxSessionChars, limits.maxSessionChars * INGEST_REFILL_FRACTION);
     this.batchLimits = batchLimits(limits);
@@ -58,8 +62,10 @@ export class PageIngest {
     const done = this.tail.then(async () => {
       if (this.target.isFinished() || this.target.isStopped()) return null;
       if (json.length <= INLINE_MAX_CHARS) return this.prepareHere(json);
-      const { batch, ms } = await this.pool.prepare(json, this.batchLimits);
-      return this.finish(batch, ms);
+      const assets = this.assets;
+      const prepared = await this.pool.prepare(json, this.batchLimits, assets && { sessionId: assets.sessionId, state: assets.state });
+      if (assets && prepared.assets) assets.adopt(prepared.assets);
+      return this.finish(prepared.batch, prepared.ms);
     });
     const settled = done.finally(() => this.queued--);
     this.tail = settled.catch(() => undefined);
@@ -68,7 +74,7 @@ export class PageIngest {
 
   private prepareHere(json: string): string | null {
     const start = performance.now();
-    const batch = prepareBatch(json, this.batchLimits);
+    const batch = prepareBatch(json, this.batchLimits, this.assets);
     return this.finish(batch, performance.now() - start);
   }
 

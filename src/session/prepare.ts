@@ -1,3 +1,4 @@
+import type { AssetRewriter, RewriteBudget } from '../assets/rewrite.js';
 import { RrwebEventType, type WireEvent } from '../protocol/index.js';
 
 /** An event ready for the log: its JSON text (what every consumer gets), its type and page timestamp. */
@@ -75,15 +76,20 @@ export function measureJson(value: unknown, budget: number, maxDepth: number): n
   return total;
 }
 
+/** Characters rewriting asset URLs may add to a batch besides as many as it has: enough for any page's URLs, not for a page made of them. */
+export const REWRITE_SLACK_CHARS = 64 * 1024;
+
 /**
  * Turns a page's batch (JSON text) into log entries. Entries that are not shaped like rrweb events,
  * and custom events with a tag only the server may write, are dropped one by one; one event that
  * may not be kept (too long once written out, or too deep to write out) refuses the whole batch,
  * and so does anything that throws: the log, the store and the live stream see all of the rest of
- * a batch or none of it. Pure and synchronous: it runs on the event loop
- * for small batches and in the ingest worker for large ones.
+ * a batch or none of it. With `assets`, the events' asset URLs are rewritten (and its state
+ * moves on) before anything is measured: the bounds hold on what is kept. Pure and synchronous
+ * but for `assets`: it runs on the event loop for small batches and in the ingest worker for
+ * large ones.
  */
-export function prepareBatch(json: string, limits: BatchLimits): PreparedBatch {
+export function prepareBatch(json: string, limits: BatchLimits, assets?: AssetRewriter): PreparedBatch {
   if (json.length > limits.maxBatchChars) return { entries: [], rejected: 1, refused: `batch of ${json.length} chars is over ${limits.maxBatchChars}` };
   let parsed: unknown;
   try {
@@ -97,9 +103,19 @@ export function prepareBatch(json: string, limits: BatchLimits): PreparedBatch {
   const events = shaped.filter((e) => !isServerCustom(e));
   const rejected = parsed.length - events.length;
   const forged = shaped.length - events.length;
-  // Most batches cannot outgrow the bound: JSON.stringify writes at most six characters per one it was given
-  // (and the walk below measures strings short, so it says 'long' only when that could be true).
-  const mayGrowPast = json.length * 6 > limits.maxEventChars;
+  let added = 0;
+  if (assets) {
+    const budget: RewriteBudget = { chars: json.length + REWRITE_SLACK_CHARS };
+    try {
+      for (const event of events) assets.rewrite(event, budget);
+    } catch (err) {
+      return { entries: [], rejected: rejected + events.length, refused: `asset URLs could not be rewritten: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    added = Math.max(0, json.length + REWRITE_SLACK_CHARS - budget.chars);
+  }
+  // Most batches cannot outgrow the bound: JSON.stringify writes at most six characters per one it was given,
+  // or added by the rewrite (and the walk below measures strings short, so it says 'long' only when that could be true).
+  const mayGrowPast = (json.length + added) * 6 > limits.maxEventChars;
   // Each level of nesting takes at least one character of the text: a short batch cannot nest too deep.
   const mayNestTooDeep = json.length > limits.maxDepth;
   const entries: LogEntry[] = [];

@@ -10,6 +10,8 @@ import {
   type StepCustomPayload,
   type StepInfo,
 } from '../protocol/index.js';
+import { AssetRewriter } from '../assets/rewrite.js';
+import { ingestPool } from './ingest-pool.js';
 import { PageIngest } from './ingest.js';
 import { DEFAULT_LIMITS, type RecordingLimits } from './limits.js';
 import { SessionLog } from './log.js';
@@ -32,6 +34,8 @@ export interface SessionInit {
   metrics: StreamMetrics;
   /** The run's inputs, already stripped of secrets (see redactInputs in src/workflow/secrets.ts). */
   inputs?: Record<string, unknown>;
+  /** The run's browser captures the assets its page loads: the page's events get their asset URLs rewritten to ours. */
+  assets?: boolean;
 }
 
 export interface SessionEvents {
@@ -90,13 +94,18 @@ export class Session extends EventEmitter<SessionEvents> {
       onLimit: (reason) => this.stopRecording(reason),
       onListenerError: (err) => this.emit('listenerError', err),
     });
-    this.pageIngest = new PageIngest(limits, {
-      accept: (batch) => this.accept(batch),
-      stop: (reason) => this.stopRecording(reason),
-      flood: (reason) => this.flood(reason),
-      isFinished: () => this.finished,
-      isStopped: () => this.recordingStopped !== null,
-    });
+    this.pageIngest = new PageIngest(
+      limits,
+      {
+        accept: (batch) => this.accept(batch),
+        stop: (reason) => this.stopRecording(reason),
+        flood: (reason) => this.flood(reason),
+        isFinished: () => this.finished,
+        isStopped: () => this.recordingStopped !== null,
+      },
+      ingestPool,
+      init.assets ? new AssetRewriter(init.id) : undefined,
+    );
   }
 
   get finished(): boolean {
