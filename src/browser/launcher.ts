@@ -6,36 +6,92 @@ import type { NavigationPolicy } from './navigation-policy.js';
 
 export const VIEWPORT = { width: 1280, height: 720 } as const;
 
-/** One Chromium per process, launched on first use and again if it dies; one isolated context per session. */
+/**
+ * `run`: every run gets a Chromium of its own, closed with its context, so a page can slow or crash
+ * only its own browser: its DevTools pipe, its browser process, its renderer. `shared`: one
+ * Chromium for every run, one isolated context each (less memory and start-up time per run).
+ */
+export type BrowserIsolation = 'run' | 'shared';
+
+export interface LauncherOptions {
+  chromiumPath?: string | undefined;
+  log: Logger;
+  /** Default `run`. */
+  isolation?: BrowserIsolation;
+}
+
+/**
+ * Launches Chromium. With `run` isolation each context gets a fresh browser, and one more is kept
+ * launched ahead (after the first run), so a run does not wait for Chromium to start. With `shared`,
+ * one Chromium is launched on first use and again if it dies.
+ */
 export class BrowserLauncher {
-  private browser: Promise<Browser> | undefined;
+  private shared: Promise<Browser> | undefined;
+  private spare: Promise<Browser> | undefined;
+  private readonly launched = new Set<Browser>();
   private sink: Promise<Server> | undefined;
   private closed = false;
+  private readonly isolation: BrowserIsolation;
 
-  constructor(
-    private readonly options: { chromiumPath?: string | undefined; log: Logger },
-  ) {}
+  constructor(private readonly options: LauncherOptions) {
+    this.isolation = options.isolation ?? 'run';
+  }
 
-  private launch(): Promise<Browser> {
+  private async launch(): Promise<Browser> {
     const executablePath = findChromium({
       explicitPath: this.options.chromiumPath,
       install: true,
       log: (m) => this.options.log.warn(m),
     });
     // Signals are the server's to handle (SIGTERM lets runs finish first); Playwright would kill the browser at once.
-    const launched = chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS, handleSIGINT: false, handleSIGTERM: false, handleSIGHUP: false });
+    const browser = await chromium.launch({
+      executablePath,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      handleSIGINT: false,
+      handleSIGTERM: false,
+      handleSIGHUP: false,
+    });
+    this.options.log.debug({ executablePath, version: browser.version() }, 'chromium launched');
+    if (this.closed) {
+      await browser.close().catch(() => undefined);
+      throw new Error('browser launcher is closed');
+    }
+    // Every browser, spare, shared or a run's, is closed with the launcher, whatever became of it.
+    this.launched.add(browser);
+    browser.on('disconnected', () => this.launched.delete(browser));
+    return browser;
+  }
+
+  private launchShared(): Promise<Browser> {
+    const launched = this.launch();
     launched.then(
-      (b) => {
-        this.options.log.info({ executablePath, version: b.version() }, 'chromium launched');
-        b.on('disconnected', () => {
-          if (this.browser === launched) this.browser = undefined;
-        });
-      },
+      (browser) =>
+        browser.on('disconnected', () => {
+          if (this.shared === launched) this.shared = undefined;
+        }),
       () => {
-        if (this.browser === launched) this.browser = undefined;
+        if (this.shared === launched) this.shared = undefined;
       },
     );
     return launched;
+  }
+
+  /** A browser for one run: the spare when there is a live one, and a new spare launched behind it. */
+  private async takeOwn(): Promise<Browser> {
+    const spare = this.spare;
+    this.spare = undefined;
+    let got = await spare?.catch(() => undefined);
+    if (!got?.isConnected()) got = await this.launch();
+    // Runs that start together share one spare: the first to get here launches it.
+    if (!this.closed && !this.spare) {
+      const next = this.launch();
+      next.catch(() => {
+        if (this.spare === next) this.spare = undefined;
+      });
+      this.spare = next;
+    }
+    return got;
   }
 
   /**
@@ -48,16 +104,36 @@ export class BrowserLauncher {
    */
   async newContext(policy?: NavigationPolicy): Promise<BrowserContext> {
     if (this.closed) throw new Error('browser launcher is closed');
-    const pending = (this.browser ??= this.launch());
-    let browser = await pending;
-    // A browser that just died may not have reported 'disconnected' yet: the next run gets a fresh one.
-    if (!browser.isConnected()) {
-      if (this.browser === pending) this.browser = undefined;
-      browser = await (this.browser ??= this.launch());
-    }
     const direct = policy?.directHosts();
     const proxy = direct ? { server: `http://127.0.0.1:${await this.sinkPort()}`, bypass: ['<-loopback>', ...direct].join(',') } : undefined;
-    return browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1, serviceWorkers: 'block', ...(proxy ? { proxy } : {}) });
+    const contextOptions = { viewport: VIEWPORT, deviceScaleFactor: 1, serviceWorkers: 'block' as const, ...(proxy ? { proxy } : {}) };
+    if (this.isolation === 'shared') {
+      const pending = (this.shared ??= this.launchShared());
+      let browser = await pending;
+      // A browser that just died may not have reported 'disconnected' yet: the next run gets a fresh one.
+      if (!browser.isConnected()) {
+        if (this.shared === pending) this.shared = undefined;
+        browser = await (this.shared ??= this.launchShared());
+      }
+      return browser.newContext(contextOptions);
+    }
+    const browser = await this.takeOwn();
+    if (this.closed) {
+      await browser.close().catch(() => undefined);
+      throw new Error('browser launcher is closed');
+    }
+    const release = (): void => {
+      void browser.close().catch(() => undefined);
+    };
+    browser.on('disconnected', release);
+    try {
+      const context = await browser.newContext(contextOptions);
+      context.on('close', release);
+      return context;
+    } catch (err) {
+      release();
+      throw err;
+    }
   }
 
   /** The proxy that takes nothing: a connection to it is closed at once, so Chromium fails the request with a proxy error. */
@@ -72,9 +148,12 @@ export class BrowserLauncher {
 
   async close(): Promise<void> {
     this.closed = true;
-    const b = this.browser;
-    this.browser = undefined;
-    if (b) await (await b.catch(() => undefined))?.close();
+    const pending = [this.shared, this.spare];
+    this.shared = this.spare = undefined;
+    await Promise.all(pending.map((p) => p?.catch(() => undefined)));
+    const browsers = [...this.launched];
+    this.launched.clear();
+    await Promise.all(browsers.map((b) => b?.close().catch(() => undefined)));
     const sink = await this.sink?.catch(() => undefined);
     this.sink = undefined;
     await new Promise<void>((resolve) => (sink ? sink.close(() => resolve()) : resolve()));

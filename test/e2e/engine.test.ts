@@ -124,7 +124,8 @@ describe('the workflow engine', () => {
   });
 
   test('four runs go at once and a fifth waits queued, then runs', async () => {
-    const runs = await Promise.all([1, 2, 3, 4, 5].map(() => execute(stack.base, { workflow: hold(pages, 2500) })));
+    // Long enough for four browsers to start at once on a small machine (a browser per run).
+    const runs = await Promise.all([1, 2, 3, 4, 5].map(() => execute(stack.base, { workflow: hold(pages, 8000) })));
     const ids = runs.map((r) => r.body.session_id);
     const sessions = ids.map((id) => stack.server.deps.registry.get(id)!);
     await waitFor('four running', () => sessions.filter((s) => s.status === 'running').length === 4);
