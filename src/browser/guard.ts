@@ -1,5 +1,6 @@
 import type { Browser, BrowserContext, CDPSession, Page, Request, WebSocketRoute } from 'playwright-core';
 import { errorMessage, type Logger } from '../common/index.js';
+import { AssetCapture, CAPTURED_TYPES, type PausedEvent } from './asset-capture.js';
 import type { NavigationPolicy } from './navigation-policy.js';
 
 export interface Refusal {
@@ -14,12 +15,12 @@ const IN_BROWSER = /^(data|blob|about):/i;
 const RECENT_REASONS = 256;
 
 /** The fields of CDP's Fetch.requestPaused we use (playwright-core does not export its Protocol types). */
-interface RequestPaused {
-  requestId: string;
+interface RequestPaused extends PausedEvent {
   request: { url: string; urlFragment?: string };
   frameId: string;
-  resourceType: string;
 }
+
+const REQUEST_STAGE = [{ urlPattern: '*', requestStage: 'Request' as const }];
 
 const withoutFragment = (url: string): string => url.split('#', 1)[0] ?? url;
 
@@ -35,6 +36,7 @@ class BrowserGuard {
   private static readonly guards = new WeakMap<Browser, Promise<BrowserGuard>>();
   private readonly mainFrames = new Map<string, (refusal: Refusal) => void>();
   private readonly recent = new Map<string, string>();
+  private capture: AssetCapture | undefined;
 
   private constructor(
     private readonly cdp: CDPSession,
@@ -51,7 +53,7 @@ class BrowserGuard {
       guard = (async () => {
         const cdp = await browser.newBrowserCDPSession();
         const started = new BrowserGuard(cdp, policy, log);
-        await cdp.send('Fetch.enable', { patterns: [{ urlPattern: '*', requestStage: 'Request' }] });
+        await cdp.send('Fetch.enable', { patterns: REQUEST_STAGE });
         return started;
       })();
       // A failed start is not kept: the next run tries again (or finds the browser gone and gets a new one).
@@ -67,12 +69,29 @@ class BrowserGuard {
     return () => this.mainFrames.delete(frameId);
   }
 
+  /**
+   * From now on the responses of images, stylesheets and fonts pause too, for `capture` to read.
+   * Only for a browser that serves one run (BROWSER_ISOLATION=run): a shared browser's responses
+   * cannot be told apart by run here, and one run's assets must never reach another's viewers.
+   */
+  async captureAssets(capture: AssetCapture): Promise<void> {
+    this.capture = capture;
+    const response = CAPTURED_TYPES.map((resourceType) => ({ urlPattern: '*', resourceType, requestStage: 'Response' as const }));
+    await this.cdp.send('Fetch.enable', { patterns: [...REQUEST_STAGE, ...response] });
+  }
+
   reasonFor(url: string): string | undefined {
     return this.recent.get(withoutFragment(url));
   }
 
   private async rule(event: RequestPaused): Promise<void> {
     const { requestId, request } = event;
+    if (event.responseStatusCode !== undefined || event.responseErrorReason !== undefined) {
+      // The response stage (asset capture): the request was ruled on already.
+      if (this.capture) await this.capture.onResponse(this.cdp, event);
+      else await this.cdp.send('Fetch.continueRequest', { requestId }).catch(() => undefined);
+      return;
+    }
     let reason: string | null;
     try {
       reason = IN_BROWSER.test(request.url) ? null : await this.policy.verify(request.url);
@@ -83,6 +102,7 @@ class BrowserGuard {
     }
     // Either call fails only when the request's page or context went away meanwhile: nothing left to rule on.
     if (reason === null) {
+      this.capture?.noteRequest(event);
       await this.cdp.send('Fetch.continueRequest', { requestId }).catch(() => undefined);
       return;
     }
@@ -143,11 +163,19 @@ async function mainFrameId(context: BrowserContext, page: Page): Promise<string>
  * handshakes). Logs each refusal (rate-limited). Resolves once `page` is guarded; call the returned
  * function when the run ends.
  */
-export async function guardRun(context: BrowserContext, page: Page, policy: NavigationPolicy, log: Logger, hooks: RunGuardHooks): Promise<() => void> {
+export async function guardRun(
+  context: BrowserContext,
+  page: Page,
+  policy: NavigationPolicy,
+  log: Logger,
+  hooks: RunGuardHooks,
+  capture?: AssetCapture,
+): Promise<() => void> {
   const browser = context.browser();
   if (!browser) throw new Error('the browser context has no browser');
   const guard = await BrowserGuard.of(browser, policy, log);
   if (guard.policy !== policy) throw new Error('one browser cannot serve two navigation policies');
+  if (capture) await guard.captureAssets(capture);
   const logRefusal = refusalLogger(log);
   const refused = (refusal: Refusal): void => {
     logRefusal(refusal);

@@ -99,7 +99,14 @@ const MAX_BATCH = 500;
 /** How long the server waits for the page to flush or take a snapshot before it goes on without. */
 const PAGE_CALL_TIMEOUT_MS = 5000;
 
-function recordOptions(quality: VisualQuality, privacy: PrivacyOptions, maskInputOptions: MaskInputOptions): PageRecorderConfig['options'] {
+/**
+ * How the viewer gets the page's images: `inline`, as data URLs drawn by the recorder through a
+ * canvas (blank for cross-origin images without CORS headers, and heavy in the stream); `captured`,
+ * from the bodies the run's browser received, which the server keeps and serves (src/assets).
+ */
+export type ImageSource = 'inline' | 'captured';
+
+function recordOptions(quality: VisualQuality, privacy: PrivacyOptions, maskInputOptions: MaskInputOptions, images: ImageSource): PageRecorderConfig['options'] {
   const common = {
     // Passwords stay masked in every case (see fieldMasking).
     maskInputOptions,
@@ -110,8 +117,8 @@ function recordOptions(quality: VisualQuality, privacy: PrivacyOptions, maskInpu
     // cookies), favicons and verification tokens (csrf-token metas).
     slimDOMOptions: { script: true, comment: true, headFavicon: true, headMetaHttpEquiv: true, headMetaVerification: true },
     inlineStylesheet: true,
-    // Viewers must not fetch from the recorded site: images travel as data URLs.
-    inlineImages: true,
+    // Viewers must not fetch from the recorded site: images travel as data URLs, or are captured.
+    inlineImages: images === 'inline',
     collectFonts: false,
   };
   if (quality === 'high') {
@@ -133,7 +140,7 @@ function recordOptions(quality: VisualQuality, privacy: PrivacyOptions, maskInpu
 let bundle: string | undefined;
 
 /** The init script: config, then the rrweb bundle (guarded to start once, in the top frame). */
-export function recorderScript(quality: VisualQuality, privacy: PrivacyOptions): string {
+export function recorderScript(quality: VisualQuality, privacy: PrivacyOptions, images: ImageSource = 'inline'): string {
   bundle ??= readBuiltAsset('page/recorder.js');
   const { maskInputOptions, ...within } = fieldMasking(privacy);
   const config: PageRecorderConfig = {
@@ -141,7 +148,7 @@ export function recorderScript(quality: VisualQuality, privacy: PrivacyOptions):
     flushMs: FLUSH_MS,
     maxBatch: MAX_BATCH,
     ...within,
-    options: recordOptions(quality, privacy, maskInputOptions),
+    options: recordOptions(quality, privacy, maskInputOptions, images),
   };
   return `window.__domcastConfig = ${JSON.stringify(config)};\n${bundle}`;
 }
@@ -164,6 +171,7 @@ export async function attachRecorder(
   quality: VisualQuality,
   privacy: PrivacyOptions,
   onBatch: (json: string) => Promise<void>,
+  images: ImageSource = 'inline',
 ): Promise<RecorderHandle> {
   await checkPrivacySelectors(page, privacy);
   // The page's call resolves once the batch is in the log (large ones are prepared in a worker), so flush() means delivered.
@@ -171,7 +179,7 @@ export async function attachRecorder(
     if (source.page !== page || source.frame !== page.mainFrame() || typeof json !== 'string') return;
     await onBatch(json);
   });
-  await context.addInitScript({ content: recorderScript(quality, privacy) });
+  await context.addInitScript({ content: recorderScript(quality, privacy, images) });
   const callPage = async (fn: 'flush' | 'takeFullSnapshot'): Promise<void> => {
     if (page.isClosed()) return;
     let timer: NodeJS.Timeout | undefined;

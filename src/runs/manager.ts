@@ -1,8 +1,13 @@
 import type { BrowserContext, Page } from 'playwright-core';
-import { attachRecorder, guardRun, NavigationPolicy, screenshotMasks, type NavigationPolicyOptions, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
+import { AssetCapture, attachRecorder, guardRun, type AssetLimits, NavigationPolicy, screenshotMasks, type NavigationPolicyOptions, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
 import { BadRequestError, errorMessage, type Logger } from '../common/index.js';
 import type { RecordingLimits, Session, SessionRegistry, StreamMetrics } from '../session/index.js';
 import { redactInputs, runWorkflow, secretRedactor, type Redact, type Workflow } from '../workflow/index.js';
+
+/** Keeps a captured body for a session under each URL that led to it. */
+export interface AssetSink {
+  put(sessionId: string, url: string, contentType: string, body: Buffer): unknown;
+}
 
 export interface StartRun {
   workflow: Workflow;
@@ -79,6 +84,11 @@ export class RunManager {
       log: Logger;
       /** ALLOWED_HOSTS / BLOCKED_HOSTS; without them the built-in refusals (non-http schemes, link-local, cloud metadata) still apply. */
       navigation?: NavigationPolicyOptions;
+      /**
+       * Where the bodies of the assets a visual run's page loaded go (the recordings store), and
+       * their limits. Only when every run has a browser of its own (BROWSER_ISOLATION=run).
+       */
+      assets?: { sink: AssetSink; limits: AssetLimits };
     },
   ) {
     this.policy = new NavigationPolicy(deps.navigation);
@@ -98,6 +108,8 @@ export class RunManager {
       limits: this.deps.limits,
       metrics: this.deps.metrics,
       inputs: redactInputs(req.inputs ?? {}),
+      // Its page's asset URLs point at our copies only when its browser captures them.
+      assets: req.visual && this.deps.assets !== undefined,
     });
     session.on('listenerError', (err) => this.deps.log.error({ err, session: session.id }, 'a consumer of the event log failed'));
     if (this.stopping !== null) {
@@ -158,8 +170,8 @@ export class RunManager {
     const interrupts = new Interrupts();
     const browser = context.browser();
     const browserGone = (): void => interrupts.trip('the browser process exited', true);
-    // A page that floods its binding slows every run on this browser (one DevTools connection): its run ends.
-    const flooded = (reason: string): void => interrupts.trip(`${reason}; the run was ended, since its page's traffic slows every run on the browser`, true);
+    // A page that floods its binding makes the server work for nothing: its run ends.
+    const flooded = (reason: string): void => interrupts.trip(`${reason}; the run was ended`, true);
     session.on('flood', flooded);
     browser?.on('disconnected', browserGone);
     let unguard = (): void => {};
@@ -171,15 +183,43 @@ export class RunManager {
         log.error('page crashed');
         interrupts.trip('the page crashed (renderer process gone)', true);
       });
-      unguard = await guardRun(context, page, this.policy, log, {
-        onNavigationRefused: ({ url, reason }) => interrupts.trip(`navigation to ${url} refused: ${reason}`, false),
-        onRefused: () => session.refusedRequests++,
-      });
+      const assets = this.deps.assets;
+      const capture =
+        assets && req.visual
+          ? new AssetCapture(assets.limits, ({ urls, contentType, body }) => {
+              for (const url of urls) {
+                try {
+                  assets.sink.put(session.id, url, contentType, body);
+                } catch (err) {
+                  log.error({ err: errorMessage(err) }, 'could not keep a captured asset');
+                }
+              }
+            })
+          : undefined;
+      if (capture) session.assets = capture.counts;
+      unguard = await guardRun(
+        context,
+        page,
+        this.policy,
+        log,
+        {
+          onNavigationRefused: ({ url, reason }) => interrupts.trip(`navigation to ${url} refused: ${reason}`, false),
+          onRefused: () => session.refusedRequests++,
+        },
+        capture,
+      );
       const recorder = req.visual
-        ? await attachRecorder(context, page, req.quality, req.privacy, async (json) => {
-            const refused = await session.ingest(json);
-            if (refused) log.warn({ refused }, 'page batch refused');
-          })
+        ? await attachRecorder(
+            context,
+            page,
+            req.quality,
+            req.privacy,
+            async (json) => {
+              const refused = await session.ingest(json);
+              if (refused) log.warn({ refused }, 'page batch refused');
+            },
+            capture ? 'captured' : 'inline',
+          )
         : null;
       if (recorder) session.requestSnapshot = () => void recorder.takeFullSnapshot();
       session.setStatus('running');

@@ -50,7 +50,11 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   const assets = new AssetIndex(store);
   const registry = new SessionRegistry(config.recordings ? { onCreate: (session) => track(store, session) } : {});
   const metrics = new StreamMetrics();
-  const launcher = new BrowserLauncher({ chromiumPath: options.chromiumPath ?? config.chromiumPath, log });
+  const launcher = new BrowserLauncher({
+    chromiumPath: options.chromiumPath ?? config.chromiumPath,
+    log,
+    isolation: config.browserIsolation,
+  });
   const runs = new RunManager({
     launcher,
     registry,
@@ -59,6 +63,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
     maxConcurrent: config.maxConcurrentSessions,
     log,
     navigation: { allowedHosts: config.allowedHosts, blockedHosts: config.blockedHosts },
+    ...(config.assets ? { assets: { sink: assets, limits: config.assets } } : {}),
   });
   const viewerTokens = new ViewerTokens(viewerTokenSecret(config), config.viewerTokenTtl);
   const hub = new StreamHub({

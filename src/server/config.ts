@@ -62,6 +62,10 @@ const schema = z.object({
   VISUAL_SESSION_MAX_MB: int(2, 4096).default(64),
   VISUAL_MAX_EVENT_MB: int(1, 2048).default(16),
   MAX_CONCURRENT_SESSIONS: int(1, 1000).default(4),
+  BROWSER_ISOLATION: z.enum(['run', 'shared'], { message: 'must be run or shared' }).default('run'),
+  VISUAL_ASSETS: bool.default(true),
+  VISUAL_ASSET_MAX_MB: int(1, 1024).default(16),
+  VISUAL_ASSETS_SESSION_MAX_MB: int(1, 100_000).default(128),
   WORKFLOWS_DIR: z.string().trim().min(1, 'must not be empty').default('./workflows'),
   DOMCAST_RECORDINGS: bool.default(true),
   DOMCAST_DATA_DIR: z.string().trim().min(1, 'must not be empty').default('./data'),
@@ -92,6 +96,13 @@ export interface Config {
   /** Each session's recording: events and characters held in memory, the largest event (see RecordingLimits). */
   readonly recordingLimits: Readonly<RecordingLimits>;
   readonly maxConcurrentSessions: number;
+  /** `run`: a Chromium per run; `shared`: one for all runs. */
+  readonly browserIsolation: 'run' | 'shared';
+  /**
+   * Capture the bodies of the images, stylesheets and fonts a visual run's page loaded and serve
+   * them to its viewers (needs BROWSER_ISOLATION=run), with these limits in bytes; null: off.
+   */
+  readonly assets: Readonly<{ maxAssetBytes: number; maxSessionBytes: number }> | null;
   /** Absolute path of the stored workflows folder. */
   readonly workflowsDir: string;
   /** false: runs are streamed live but not kept on disk. */
@@ -143,6 +154,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `invalid settings:\n  VISUAL_MAX_EVENT_MB=${c.VISUAL_MAX_EVENT_MB}: must be at most half of VISUAL_SESSION_MAX_MB (${c.VISUAL_SESSION_MAX_MB}), so a checkpoint of that size leaves room for what follows it`,
     );
   }
+  if (c.VISUAL_ASSET_MAX_MB > c.VISUAL_ASSETS_SESSION_MAX_MB) {
+    throw new ConfigError(
+      `invalid settings:\n  VISUAL_ASSET_MAX_MB=${c.VISUAL_ASSET_MAX_MB}: must be at most VISUAL_ASSETS_SESSION_MAX_MB (${c.VISUAL_ASSETS_SESSION_MAX_MB})`,
+    );
+  }
   return Object.freeze({
     port: c.PORT,
     host: c.HOST,
@@ -155,6 +171,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxEventChars: c.VISUAL_MAX_EVENT_MB * MIB,
     }),
     maxConcurrentSessions: c.MAX_CONCURRENT_SESSIONS,
+    browserIsolation: c.BROWSER_ISOLATION,
+    assets:
+      c.VISUAL_ASSETS && c.BROWSER_ISOLATION === 'run'
+        ? Object.freeze({ maxAssetBytes: c.VISUAL_ASSET_MAX_MB * MIB, maxSessionBytes: c.VISUAL_ASSETS_SESSION_MAX_MB * MIB })
+        : null,
     workflowsDir: resolve(c.WORKFLOWS_DIR),
     recordings: c.DOMCAST_RECORDINGS,
     dataDir: resolve(c.DOMCAST_DATA_DIR),

@@ -10,7 +10,7 @@ export interface IngestTarget {
   accept(batch: PreparedBatch): string | null;
   /** The log is past its bound: recording stops, the run goes on. */
   stop(reason: string): void;
-  /** The page sends past its budgets: recording stops and the run must end, its traffic slows every run on the browser. */
+  /** The page sends past its budgets: recording stops and the run must end (its traffic costs the server's loop and the store). */
   flood(reason: string): void;
   /** The run ended: batches are dropped unread. */
   isFinished(): boolean;

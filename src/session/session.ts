@@ -74,6 +74,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private flooded = false;
   /** Requests and WebSockets of the run's browser refused by the navigation policy. */
   refusedRequests = 0;
+  /** What the run's browser captured of the assets its page loaded (null: no capture for this run). */
+  assets: { captured: number; skipped: number; bytes: number; skipped_by_reason: Record<string, number> } | null = null;
   private readonly metrics: StreamMetrics;
   /** This session's own page → viewer latency (the server-wide figure mixes all sessions). */
   readonly latency = new SampleWindow(512);
@@ -268,6 +270,7 @@ export class Session extends EventEmitter<SessionEvents> {
       latency_ms: { average: roundMs(this.latency.average()), p95: roundMs(this.latency.percentile(95)) },
       refused_requests: this.refusedRequests,
       recording_stopped: this.recordingStopped,
+      assets: this.assets,
     };
   }
 }

@@ -112,12 +112,12 @@ describe('faults: a crashed page or a dead browser', () => {
     assert.equal((await runToEnd(stack)).status, 'succeeded', 'the next run');
   });
 
-  test('Chromium killed with SIGKILL fails every running session at once, and the next run gets a fresh browser', async () => {
+  test('Chromium killed with SIGKILL fails its run at once; another run, on a browser of its own, goes on; the next run gets a fresh browser', async () => {
     const first = await startHolding(stack, 30_000, true);
     const second = await startHolding(stack, 30_000, false);
     const viewer = await WsViewer.open(first.streamUrl!);
     const pid = await browserPid(first.page);
-    assert.equal(await browserPid(second.page), pid, 'both sessions share one browser');
+    assert.notEqual(await browserPid(second.page), pid, 'each run has a browser of its own (BROWSER_ISOLATION=run)');
 
     const killedAt = Date.now();
     process.kill(pid, 'SIGKILL');
@@ -127,14 +127,15 @@ describe('faults: a crashed page or a dead browser', () => {
     assert.equal(status.status, 'failed');
     assert.equal(status.error, 'step 1 (wait) failed: the browser process exited');
     assert.equal(end.status, 'failed');
-    for (const id of [first.id, second.id]) {
-      const s = await waitFor('the session to end', async () => {
-        const r = await state(stack, id);
-        return ended(r) ? r : null;
-      }, 5000);
-      assert.equal(s.status, 'failed');
-      assert.equal(s.error, 'step 1 (wait) failed: the browser process exited');
-    }
+    const s1 = await waitFor('the first session to end', async () => {
+      const r = await state(stack, first.id);
+      return ended(r) ? r : null;
+    }, 5000);
+    assert.equal(s1.status, 'failed');
+    assert.equal(s1.error, 'step 1 (wait) failed: the browser process exited');
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal((await state(stack, second.id)).status, 'running', 'the other run did not notice');
+    assert.equal((await fetch(`${stack.base}/workflows/${second.id}/cancel`, { method: 'POST' })).status, 202);
 
     const health = await fetch(`${stack.base}/health/visual`);
     assert.equal(health.status, 200, 'the server still serves');
@@ -145,5 +146,30 @@ describe('faults: a crashed page or a dead browser', () => {
       return ended(r) ? r : null;
     });
     assert.equal(s.status, 'succeeded', s.error ?? '');
+  });
+});
+
+describe('faults with BROWSER_ISOLATION=shared', () => {
+  test('runs share one Chromium; killing it fails both, and the next run gets a fresh browser', async () => {
+    const stack = await startStack({ BROWSER_ISOLATION: 'shared' });
+    try {
+      const first = await startHolding(stack, 30_000, false);
+      const second = await startHolding(stack, 30_000, false);
+      const pid = await browserPid(first.page);
+      assert.equal(await browserPid(second.page), pid, 'both sessions share one browser');
+      process.kill(pid, 'SIGKILL');
+      for (const id of [first.id, second.id]) {
+        const s = await waitFor('the session to end', async () => {
+          const r = await state(stack, id);
+          return ended(r) ? r : null;
+        }, 5000);
+        assert.equal(s.status, 'failed');
+        assert.equal(s.error, 'step 1 (wait) failed: the browser process exited');
+      }
+      const next = await startHolding(stack, 500, false);
+      assert.notEqual(await browserPid(next.page), pid, 'a new browser');
+    } finally {
+      await stack.close();
+    }
   });
 });

@@ -147,7 +147,7 @@ describe('the live viewer', () => {
     });
     await page.goto(body.viewer_url!);
     await waitFor('the run to end in the viewer', () => page.evaluate(() => document.documentElement.dataset.connection === 'ended'));
-    // Walk the demo site's gallery too: images must arrive inlined, not fetched from the site.
+    // Walk the demo site's gallery too: images come from the copies the run's browser captured, served by us, not from the site.
     const gallery = await execute(stack.base, {
       workflow: { name: 'gallery', steps: [{ type: 'navigation', url: `${stack.site.url}/gallery.html` }, { type: 'wait', ms: 800 }] },
       visual_enabled: true,
@@ -155,8 +155,8 @@ describe('the live viewer', () => {
     await page.goto(gallery.body.viewer_url!);
     await waitFor('gallery images in the replay', async () => {
       const frame = page.frames().find((f) => f !== page.mainFrame());
-      const srcs = frame ? await frame.evaluate(() => [...document.images].map((i) => i.src)).catch(() => []) : [];
-      return srcs.length === 3 && srcs.every((s) => s.startsWith('data:image/')) && srcs;
+      const imgs = frame ? await frame.evaluate(() => [...document.images].map((i) => ({ src: i.src, loaded: i.complete && i.naturalWidth > 0 }))).catch(() => []) : [];
+      return imgs.length === 3 && imgs.every((i) => i.loaded && i.src.startsWith(`${stack.base}/workflows/visual/${gallery.body.session_id}/assets/`)) && imgs;
     });
     const allowed = new URL(stack.base).origin;
     const others = [...origins].filter((o) => o !== allowed && o !== 'null' && !o.startsWith('data:'));

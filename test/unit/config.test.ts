@@ -118,4 +118,13 @@ describe('loadConfig', () => {
     }, TypeError);
     assert.equal(config.port, 3000);
   });
+  test('a browser per run and asset capture by default; capture is off with a shared browser or VISUAL_ASSETS=false', () => {
+    const d = loadConfig({});
+    assert.equal(d.browserIsolation, 'run');
+    assert.deepEqual(d.assets, { maxAssetBytes: 16 * 1024 * 1024, maxSessionBytes: 128 * 1024 * 1024 });
+    assert.equal(loadConfig({ BROWSER_ISOLATION: 'shared' }).assets, null);
+    assert.equal(loadConfig({ VISUAL_ASSETS: 'false' }).assets, null);
+    assert.match(configError(() => loadConfig({ BROWSER_ISOLATION: 'process' })).message, /BROWSER_ISOLATION="process": must be run or shared/);
+    assert.match(configError(() => loadConfig({ VISUAL_ASSET_MAX_MB: '64', VISUAL_ASSETS_SESSION_MAX_MB: '32' })).message, /VISUAL_ASSET_MAX_MB=64: must be at most VISUAL_ASSETS_SESSION_MAX_MB \(32\)/);
+  });
 });
