@@ -3,6 +3,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { inlineAssets } from '../assets/index.js';
 import { errorMessage } from '../common/index.js';
 import { RrwebEventType } from '../protocol/index.js';
 import { loadConfig } from '../server/index.js';
@@ -25,7 +26,8 @@ export async function exportCommand(argv: string[]): Promise<number> {
   }
   try {
     if (!store.get(id)) throw new UsageError(`no recording of session ${id} in ${config.dataDir}`);
-    for (const piece of store.eventsJson(id)) process.stdout.write(piece);
+    // Captured assets travel inside the file as data: URLs: the export plays without our server.
+    for (const piece of inlineAssets(store.eventsJson(id), id, store)) process.stdout.write(piece);
     process.stdout.write('\n');
     return 0;
   } finally {

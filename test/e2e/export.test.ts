@@ -47,10 +47,29 @@ describe('export and import', () => {
     await stack?.close();
   });
 
-  test('domcast export writes the same recording as GET /workflows/{id}/events', async () => {
+  test('domcast export writes the same recording as GET /workflows/{id}/events, with captured assets inlined as data: URLs', async () => {
     const { code, stdout, stderr } = await domcast(['export', id], { DOMCAST_DATA_DIR: dataDir }).done;
     assert.equal(code, 0, stderr);
     assert.deepEqual(JSON.parse(stdout), JSON.parse(exportText));
+    // A run whose page has images: the served recording points at our copies, the export carries them.
+    const { body } = await execute(stack.base, {
+      workflow: { name: 'gallery', steps: [{ type: 'navigation', url: `${stack.site.url}/gallery.html` }, { type: 'wait', ms: 500 }] },
+      visual_enabled: true,
+    });
+    await waitFor('the gallery run to end', () => stack.server.deps.registry.get(body.session_id)?.finished);
+    const paths = `/workflows/visual/${body.session_id}/assets/`;
+    const served = await waitFor('the stored recording to point at captured assets', async () => {
+      await stack.server.deps.store.flush();
+      const text = await (await fetch(`${stack.base}/workflows/${body.session_id}/events`)).text();
+      return text.includes(paths) ? text : null;
+    });
+    const gallery = await domcast(['export', body.session_id], { DOMCAST_DATA_DIR: dataDir }).done;
+    assert.equal(gallery.code, 0, gallery.stderr);
+    const a = JSON.parse(served) as { type: number; timestamp: number }[];
+    const b = JSON.parse(gallery.stdout) as { type: number; timestamp: number }[];
+    assert.deepEqual(b.map((e) => [e.type, e.timestamp]), a.map((e) => [e.type, e.timestamp]));
+    assert.ok(!gallery.stdout.includes(paths), 'the export carries its assets itself');
+    assert.equal(gallery.stdout.match(/data:image\/svg\+xml;base64,/g)?.length, 3);
     const missing = await domcast(['export', 'no-such-session'], { DOMCAST_DATA_DIR: dataDir }).done;
     assert.equal(missing.code, 2);
     assert.match(missing.stderr, /no recording of session no-such-session/);
