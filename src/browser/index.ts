@@ -4,3 +4,4 @@ export { attachRecorder, PrivacySelectorError, recorderScript, screenshotMasks, 
 export { guardRun, type Refusal, type RunGuardHooks } from './guard.js';
 export { NavigationPolicy, type NavigationPolicyOptions, type Resolve } from './navigation-policy.js';
 export { AssetCapture, type AssetCounts, type AssetLimits, type CapturedAsset } from './asset-capture.js';
+export { openShadowRoots, OPEN_SHADOW_ROOTS } from './open-shadow.js';

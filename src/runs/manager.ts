@@ -1,5 +1,5 @@
 import type { BrowserContext, Page } from 'playwright-core';
-import { AssetCapture, attachRecorder, guardRun, type AssetLimits, NavigationPolicy, screenshotMasks, type NavigationPolicyOptions, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
+import { AssetCapture, attachRecorder, guardRun, openShadowRoots, type AssetLimits, NavigationPolicy, screenshotMasks, type NavigationPolicyOptions, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
 import { BadRequestError, errorMessage, type Logger } from '../common/index.js';
 import type { RecordingLimits, Session, SessionRegistry, StreamMetrics } from '../session/index.js';
 import { redactInputs, runWorkflow, secretRedactor, type Redact, type Workflow } from '../workflow/index.js';
@@ -177,6 +177,8 @@ export class RunManager {
     let unguard = (): void => {};
     try {
       if (signal.aborted) return;
+      // Before any page exists: closed shadow roots are attached open, for steps and the recorder alike.
+      await openShadowRoots(context);
       const page = await context.newPage();
       entry.page = page;
       page.on('crash', () => {

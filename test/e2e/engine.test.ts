@@ -123,6 +123,38 @@ describe('the workflow engine', () => {
     assert.equal(stack.server.deps.registry.activeCount, active);
   });
 
+  test('steps recorded inside iframes run there (frameUrl, frameIdPath), and `>>` chains reach into closed shadow roots', async () => {
+    const base = `${pages.url}/frames`;
+    const { status, body } = await execute(stack.base, {
+      workflow: {
+        name: 'frames',
+        steps: [
+          { type: 'navigation', url: `${base}/index.html` },
+          // As workflow-use records it: the frame's URL; the top page has a decoy with the same id.
+          { type: 'input', cssSelector: '#name', value: 'typed in frame a', frameUrl: `${base}/frame-a.html`, frameIdPath: '0' },
+          // Only a path: the top frame's second child's first child.
+          { type: 'click', cssSelector: '#deep', frameIdPath: '1.0' },
+          { type: 'input', cssSelector: 'outer-closed >> inner-closed >> #inner-input', value: 'typed in a closed root' },
+          { type: 'wait', ms: 4000, description: 'hold' },
+        ],
+      },
+    });
+    assert.equal(status, 202, JSON.stringify(body));
+    const session = stack.server.deps.registry.get(body.session_id)!;
+    await waitFor('the hold', () => session.currentStep === 4 || session.finished);
+    const page = stack.server.deps.runs.page(body.session_id)!;
+    const frame = (name: string) => page.frames().find((f) => f.url().endsWith(`/frames/${name}`))!;
+    assert.equal(await page.locator('#name').inputValue(), '', 'the decoy in the top page is untouched');
+    assert.equal(await frame('frame-a.html').locator('#name').inputValue(), 'typed in frame a');
+    assert.equal(await frame('frame-c.html').locator('#said').textContent(), 'deep clicked');
+    assert.equal(await page.locator('#inner-input').inputValue(), 'typed in a closed root');
+    await waitFor('the run to end', () => session.finished);
+    const run = await record(stack, body.session_id);
+    assert.equal(run.status, 'succeeded', run.error ?? '');
+    assert.match(run.steps[1]!.matched ?? '', /^#name in the frame .*frame-a\.html$/);
+    assert.match(run.steps[2]!.matched ?? '', /^#deep in the frame .*frame-c\.html$/);
+  });
+
   test('four runs go at once and a fifth waits queued, then runs', async () => {
     // Long enough for four browsers to start at once on a small machine (a browser per run).
     const runs = await Promise.all([1, 2, 3, 4, 5].map(() => execute(stack.base, { workflow: hold(pages, 8000) })));
