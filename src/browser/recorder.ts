@@ -124,16 +124,20 @@ function recordOptions(quality: VisualQuality, privacy: PrivacyOptions, maskInpu
   if (quality === 'high') {
     return {
       ...common,
+      // Canvases as pictures ten times a second (see below).
       recordCanvas: true,
       sampling: { mousemove: 0, mousemoveCallback: 50, scroll: 16, input: 'all', canvas: 10 },
-      dataURLOptions: { type: 'image/webp', quality: 0.6 },
+      dataURLOptions: { type: 'image/webp', quality: 0.7 },
     };
   }
   return {
     ...common,
-    recordCanvas: false,
+    // Canvases (2D and WebGL) as pictures, twice a second, and only when they changed: the viewer
+    // draws them itself (src/viewer/canvas.ts), never call by call.
+    recordCanvas: true,
     // input: 'all': 'last' records only on change (blur), so a viewer would not see typing as it happens.
-    sampling: { mousemove: 50, mousemoveCallback: 100, scroll: 100, input: 'all' },
+    sampling: { mousemove: 50, mousemoveCallback: 100, scroll: 100, input: 'all', canvas: 2 },
+    dataURLOptions: { type: 'image/webp', quality: 0.5 },
   };
 }
 

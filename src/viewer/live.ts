@@ -5,6 +5,7 @@
  */
 import { EventType, IncrementalSource, Replayer, type eventWithTime } from 'rrweb';
 import { CloseCode, PROTOCOL_VERSION, type ServerFrame, type WireEvent } from '../protocol/index.js';
+import { canvasPlugin } from './canvas.js';
 import { eventCleaner, makeInert } from './inert.js';
 import { fetchRecording, mountReplay, type ReplayHandle } from './replay.js';
 import { $, fitWrapper, renderStatus, sessionId, setConnection, ui, withToken } from './ui.js';
@@ -59,6 +60,8 @@ function newReplayer(): Replayer {
     showWarning: false,
     pauseAnimation: false,
     mouseTail: { strokeStyle: 'rgba(99,102,241,.55)', lineWidth: 3, duration: 400 },
+    // Canvas pictures are drawn by the viewer, so the replay iframe never needs scripts (canvas.ts).
+    plugins: [canvasPlugin()],
   });
   makeInert(r);
   r.on('resize', (d) => {

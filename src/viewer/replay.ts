@@ -4,6 +4,7 @@
  */
 import { EventType, Replayer, type eventWithTime } from 'rrweb';
 import { CustomTag, type SessionStatus, type StepCustomPayload, type StepInfo, type WireEvent } from '../protocol/index.js';
+import { canvasPlugin } from './canvas.js';
 import { eventCleaner, makeInert } from './inert.js';
 import { $, fitWrapper, renderStatus, sessionId, setConnection, ui, withToken } from './ui.js';
 
@@ -51,6 +52,8 @@ export function mountReplay(events: WireEvent[], startAt: number | 'end'): Repla
     showWarning: false,
     triggerFocus: false,
     mouseTail: { strokeStyle: 'rgba(99,102,241,.55)', lineWidth: 3, duration: 400 },
+    // Canvas pictures are drawn by the viewer, so the replay iframe never needs scripts (canvas.ts).
+    plugins: [canvasPlugin()],
   });
   makeInert(r);
   let size = { width: 1280, height: 720 };

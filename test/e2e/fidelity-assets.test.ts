@@ -21,6 +21,9 @@ const BOXES: [string, keyof typeof COLORS | [number, number, number]][] = [
   ['sprite', [255, 0, 255]],
   ['srcset', 'orange'],
   ['late', 'brown'],
+  // Canvases: the 2D one as redrawn a second after load, the WebGL one as cleared.
+  ['c2d', [200, 0, 60]],
+  ['cgl', [60, 0, 200]],
 ];
 
 const close = (a: number[], b: number[], tolerance = 40) => a.every((v, i) => Math.abs(v - b[i]!) <= tolerance);
@@ -66,7 +69,7 @@ async function replayedWidth(viewer: Page, id: string): Promise<number> {
   return frame.evaluate((i) => document.getElementById(i)!.getBoundingClientRect().width, id);
 }
 
-describe('assets captured by the run\'s browser', () => {
+describe('fidelity: assets captured by the run\'s browser, canvases drawn by the viewer', () => {
   let stack: Stack;
   let site: FidelitySite;
   let browser: Browser;
