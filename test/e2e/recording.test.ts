@@ -57,16 +57,22 @@ describe('recording', () => {
     assert.ok(all.includes('srcdoc frame text'), 'the srcdoc iframe is recorded by the top frame');
   });
 
-  test('high quality records canvas drawing, standard does not', async () => {
-    const runs = await Promise.all([hold('canvas.html', 1500, 'high'), hold('canvas.html', 1500, 'standard')]);
+  test('both qualities record a changing canvas as sampled pictures, never call by call; high more often than standard', async () => {
+    const runs = await Promise.all([hold('canvas.html', 3000, 'high'), hold('canvas.html', 3000, 'standard')]);
     const [high, standard] = await Promise.all(
       runs.map(async ({ body }) => {
         const v = await WsViewer.open(body.visual_stream_url!);
         await v.closed;
-        return v.received.filter((r) => r.event.type === RrwebEventType.IncrementalSnapshot && (r.event.data as { source: number }).source === CANVAS_MUTATION).length;
+        const canvas = v.received.filter((r) => r.event.type === RrwebEventType.IncrementalSnapshot && (r.event.data as { source: number }).source === CANVAS_MUTATION);
+        for (const r of canvas) {
+          const commands = (r.event.data as { commands?: { property: string; args: { rr_type?: string }[] }[] }).commands ?? [];
+          assert.deepEqual(commands.map((c) => c.property), ['clearRect', 'drawImage'], 'a picture, not the page\'s calls');
+          assert.equal(commands[1]!.args[0]!.rr_type, 'ImageBitmap');
+        }
+        return canvas.length;
       }),
     );
-    assert.ok(high! > 3, `high quality sent ${high} canvas frames`);
-    assert.equal(standard, 0);
+    assert.ok(standard! >= 2, `standard quality sent ${standard} canvas pictures`);
+    assert.ok(high! > standard!, `high quality sent ${high} canvas pictures, standard ${standard}`);
   });
 });
