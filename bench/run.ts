@@ -30,7 +30,8 @@ const BENCH_SECONDS = envNumber('BENCH_SECONDS', 30, 1, 600);
 const LATENCY_TARGET_P95_MS = 50;
 const LATENCY_WARMUP_MS = 2000;
 const BANDWIDTH_TARGET_RATIO = 30;
-const INGEST_WAIT_MS = 10_000;
+/** The churn runs' wait step: long enough for every page to start on a loaded machine; they are cancelled after the window. */
+const INGEST_WAIT_MS = 60_000;
 const INGEST_WINDOW_MS = 8_000;
 /** Hard stop: whatever happens, the process ends (bounded run). */
 const WATCHDOG_MS = 10 * 60_000 + BENCH_SECONDS * 1000;
@@ -340,6 +341,20 @@ async function measureDomcastBytes(stack: Stack) {
     await sleep(200);
     const payloadBytes = viewer.raw.reduce((n, text) => n + Buffer.byteLength(text), 0);
     const eventFrames = viewer.frames.filter((f) => f.t === 'events' || f.t === 'reset').length;
+    // What a viewer page downloads besides the stream: each captured asset the events point at, once
+    // (the redirect and the body, headers included), through the same counting proxy.
+    const wsDown = proxy.down;
+    const keys = new Set<string>();
+    const prefix = `/workflows/visual/${encodeURIComponent(run.id)}/assets/`;
+    const pattern = new RegExp(`${prefix.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}([A-Za-z0-9_-]+)`, 'g');
+    for (const text of viewer.raw) for (const m of text.matchAll(pattern)) keys.add(m[1]!);
+    let assetsOk = 0;
+    for (const key of keys) {
+      const res = await fetch(`http://127.0.0.1:${proxy.port}${prefix}${key}${url.search}`);
+      await res.arrayBuffer();
+      if (res.ok) assetsOk++;
+    }
+    await sleep(100);
     return {
       status: session.status,
       run_ms: runDurationMs(session),
@@ -347,6 +362,11 @@ async function measureDomcastBytes(stack: Stack) {
       event_frames: eventFrames,
       rrweb_events: viewer.received.length,
       payload_bytes: payloadBytes,
+      /** The WebSocket stream's bytes on the wire. */
+      stream_wire_bytes: wsDown,
+      /** Captured assets the stream points at, fetched once each as a viewer page would (HTTP, headers included). */
+      assets: { referenced: keys.size, fetched: assetsOk, wire_bytes: proxy.down - wsDown },
+      /** Stream and assets: all a viewer downloads for the run. */
       wire_bytes: proxy.down,
       wire_bytes_up: proxy.up,
       permessage_deflate: extensions.includes('permessage-deflate'),
@@ -522,7 +542,8 @@ async function measureIngest(stack: Stack, pages: StaticSite, n: number, capture
   const events = h1.total_events_processed - h0.total_events_processed;
   const eventsPerS = round(events / seconds);
 
-  progress(`ingest: ${n} Chromium session(s): ${eventsPerS} events/s over ${round(seconds, 2)} s; waiting for the runs to end`);
+  progress(`ingest: ${n} Chromium session(s): ${eventsPerS} events/s over ${round(seconds, 2)} s; cancelling the runs`);
+  await Promise.all(runs.map((r) => fetch(`${stack.base}/workflows/${r.id}/cancel`, { method: 'POST' })));
   await waitFor('the churn runs to end', () => sessions.every((s) => s.finished), 60_000, 100);
   await Promise.race([Promise.all(viewers.map((v) => v.viewer.closed)), sleep(10_000)]);
   for (const v of viewers) v.viewer.ws.terminate();
@@ -666,9 +687,13 @@ async function main(): Promise<void> {
     await browser.close();
     browser = undefined;
     const bandwidth = await measureBandwidth(stack);
+    // Ingest measures the server with ten pages churning at once. Ten Chromiums starting together
+    // on 2 cores (a browser per run) measured Chromium's start-up instead, and timed out: these
+    // pages share one browser, as all runs did before BROWSER_ISOLATION.
+    const ingestStack = await startStack({ MAX_CONCURRENT_SESSIONS: '16', BROWSER_ISOLATION: 'shared' });
     const capture: Capture = { batches: [], checkpoint: null };
-    const one = await measureIngest(stack, pages, 1, capture);
-    const ten = await measureIngest(stack, pages, 10);
+    const one = await measureIngest(ingestStack, pages, 1, capture);
+    const ten = await measureIngest(ingestStack, pages, 10).finally(() => ingestStack.close());
     if (capture.batches.length === 0) throw new Error('no churn batches were captured for the server-only run');
     // Last: replayed batches carry old page timestamps, which would skew the server's latency window.
     const serverOne = await measureServerIngest(stack, capture, 1);
