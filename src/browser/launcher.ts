@@ -37,7 +37,25 @@ export class BrowserLauncher {
     this.isolation = options.isolation ?? 'run';
   }
 
+  /** Chromium starts at once at most: on a small machine many starting together time each other out. */
+  private static readonly MAX_STARTING = 2;
+  private starting = 0;
+  private readonly startQueue: (() => void)[] = [];
+
   private async launch(): Promise<Browser> {
+    // A finishing start hands its slot straight to the next in line.
+    if (this.starting >= BrowserLauncher.MAX_STARTING) await new Promise<void>((resolve) => this.startQueue.push(resolve));
+    else this.starting++;
+    try {
+      return await this.launchNow();
+    } finally {
+      const next = this.startQueue.shift();
+      if (next) next();
+      else this.starting--;
+    }
+  }
+
+  private async launchNow(): Promise<Browser> {
     const executablePath = findChromium({
       explicitPath: this.options.chromiumPath,
       install: true,
