@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { COLORS, startFidelitySite, type FidelitySite } from '../helpers/fidelity-site.js';
-import { execute, launchViewerBrowser, startStack, waitFor, type Stack } from '../helpers/stack.js';
+import { execute, launchViewerBrowser, pngPixels, startStack, waitFor, type Stack } from '../helpers/stack.js';
 
 const VIEWER_UA = 'domcast-fidelity-viewer';
 
@@ -36,18 +36,8 @@ async function colourInViewer(viewer: Page, decoder: Page, id: string): Promise<
   const box = await el?.boundingBox();
   if (!box || box.width < 4 || box.height < 4) return null;
   const png = await viewer.screenshot({ clip: { x: box.x + box.width / 2 - 1, y: box.y + box.height / 2 - 1, width: 2, height: 2 } });
-  // Decoded in a blank page of the viewer's browser: no PNG library needed.
-  return decoder.evaluate(async (b64) => {
-    const img = new Image();
-    img.src = `data:image/png;base64,${b64}`;
-    await img.decode();
-    const c = document.createElement('canvas');
-    c.width = img.width;
-    c.height = img.height;
-    const g = c.getContext('2d')!;
-    g.drawImage(img, 0, 0);
-    return [...g.getImageData(0, 0, 1, 1).data.slice(0, 3)];
-  }, png.toString('base64'));
+  // Decoded in a blank page of the viewer's browser.
+  return (await pngPixels(decoder, png, [{ x: 0, y: 0 }]))[0]!;
 }
 
 async function expectBoxes(viewer: Page, decoder: Page, when: string, ids = BOXES.map(([id]) => id)): Promise<void> {

@@ -6,7 +6,7 @@ import type { Browser } from 'playwright-core';
 import { VIEWPORT } from '../../src/browser/index.js';
 import { serveStatic, type StaticSite } from '../../src/cli/static-site.js';
 import { projectRoot } from '../../src/common/index.js';
-import { execute, launchViewerBrowser, startStack, waitFor, WsViewer, type Stack } from '../helpers/stack.js';
+import { execute, launchViewerBrowser, pngPixels, startStack, waitFor, WsViewer, type Stack } from '../helpers/stack.js';
 
 /**
  * Every secret starts with its own 5-character tag that appears nowhere else, so a leak of any
@@ -167,23 +167,7 @@ async function centres(selectors: readonly string[]): Promise<Box[]> {
 async function maskedAt(png: Buffer, points: readonly Box[]): Promise<boolean[]> {
   const page = await browser.newPage();
   try {
-    return await page.evaluate(
-      async ({ b64, pts }) => {
-        const img = new Image();
-        img.src = `data:image/png;base64,${b64}`;
-        await img.decode();
-        const canvas = document.createElement('canvas');
-        canvas.width = img.width;
-        canvas.height = img.height;
-        const ctx = canvas.getContext('2d')!;
-        ctx.drawImage(img, 0, 0);
-        return pts.map(({ x, y }) => {
-          const [r, g, b] = ctx.getImageData(x, y, 1, 1).data;
-          return r! > 240 && g! < 20 && b! > 240;
-        });
-      },
-      { b64: png.toString('base64'), pts: [...points] },
-    );
+    return (await pngPixels(page, png, points)).map(([r, g, b]) => r > 240 && g < 20 && b > 240);
   } finally {
     await page.close();
   }

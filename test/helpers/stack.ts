@@ -158,3 +158,24 @@ export function demoWorkflow(site: string, opts: { holdMs?: number; midWaitMs?: 
     ],
   };
 }
+
+/** The colours of `points` of a PNG, decoded by `page`'s browser (any blank page will do): no PNG library needed. */
+export async function pngPixels(page: Page, png: Buffer, points: readonly { x: number; y: number }[]): Promise<[number, number, number][]> {
+  return page.evaluate(
+    async ({ b64, pts }) => {
+      const img = new Image();
+      img.src = `data:image/png;base64,${b64}`;
+      await img.decode();
+      const canvas = document.createElement('canvas');
+      canvas.width = img.width;
+      canvas.height = img.height;
+      const ctx = canvas.getContext('2d')!;
+      ctx.drawImage(img, 0, 0);
+      return pts.map(({ x, y }) => {
+        const [r, g, b] = ctx.getImageData(x, y, 1, 1).data;
+        return [r!, g!, b!] as [number, number, number];
+      });
+    },
+    { b64: png.toString('base64'), pts: [...points] },
+  );
+}
