@@ -1,5 +1,5 @@
 /**
- * The pure part of bench:soak's report: the p95 ratio between its two phases, the server's
+ * The pure part of bench:soak's report: the p95 ratios between its three phases, the server's
  * event-loop delay over the windows it reported, and the targets. Kept apart so it can be tested.
  */
 
@@ -9,10 +9,30 @@ export interface Check {
   pass: boolean;
 }
 
-/** How many times slower the ordinary viewers' p95 was beside hostile runs; null when either phase has no p95 (or a 0 baseline). */
-export function p95Ratio(baselineP95: number | null, hostileP95: number | null): number | null {
-  if (baselineP95 === null || hostileP95 === null || baselineP95 <= 0) return null;
-  return Math.round((hostileP95 / baselineP95) * 100) / 100;
+/** How many times slower the ordinary viewers' p95 was in one phase than in another (to two decimals); null when either has no p95 (or the reference is 0). */
+export function p95Ratio(referenceP95: number | null, p95: number | null): number | null {
+  if (referenceP95 === null || p95 === null || referenceP95 <= 0) return null;
+  return Math.round((p95 / referenceP95) * 100) / 100;
+}
+
+/** The ordinary viewers' p95 in each phase (null: no samples, or the phase did not run). */
+export interface PhaseP95s {
+  baseline: number | null;
+  control: number | null;
+  withHostile: number | null;
+}
+
+/**
+ * The three ratios: with hostile ÷ baseline (`p95_ratio`, hostility and concurrency together),
+ * with hostile ÷ control (`p95_ratio_vs_control`, what hostility alone costs: the target) and
+ * control ÷ baseline (`control_ratio`, what the extra runs cost however benign).
+ */
+export function p95Ratios(p: PhaseP95s): { p95_ratio: number | null; p95_ratio_vs_control: number | null; control_ratio: number | null } {
+  return {
+    p95_ratio: p95Ratio(p.baseline, p.withHostile),
+    p95_ratio_vs_control: p95Ratio(p.control, p.withHostile),
+    control_ratio: p95Ratio(p.baseline, p.control),
+  };
 }
 
 /** One reading of /health/visual's `event_loop_delay_ms`. */
@@ -43,12 +63,11 @@ export interface TargetInputs {
   serverDown: string | null;
   rssMaxBytes: number | null;
   rssBoundBytes: number;
-  baselineP95: number | null;
-  hostileP95: number | null;
+  p95: PhaseP95s;
 }
 
-export function soakTargets(t: TargetInputs): { server_up: Check; rss_under_bound: Check; p95_ratio_le_2: Check } {
-  const ratio = p95Ratio(t.baselineP95, t.hostileP95);
+export function soakTargets(t: TargetInputs): { server_up: Check; rss_under_bound: Check; p95_ratio_vs_control_le_2: Check } {
+  const ratios = p95Ratios(t.p95);
   return {
     server_up: {
       value: t.serverUp ? true : { up: false, what_happened: t.serverDown },
@@ -60,10 +79,18 @@ export function soakTargets(t: TargetInputs): { server_up: Check; rss_under_boun
       target: 'the server process\'s highest VmRSS (every 250 ms) ≤ the bound',
       pass: t.rssMaxBytes !== null && t.rssMaxBytes <= t.rssBoundBytes,
     },
-    p95_ratio_le_2: {
-      value: { baseline_p95_ms: t.baselineP95, with_hostile_p95_ms: t.hostileP95, ratio },
-      target: `ordinary viewers' latency p95 beside hostile runs ≤ ${TARGET_P95_RATIO} × without`,
-      pass: ratio !== null && ratio <= TARGET_P95_RATIO,
+    p95_ratio_vs_control_le_2: {
+      value: {
+        control_p95_ms: t.p95.control,
+        with_hostile_p95_ms: t.p95.withHostile,
+        ratio: ratios.p95_ratio_vs_control,
+        // Figures, not targets: what the same number of benign runs costs, and both together.
+        baseline_p95_ms: t.p95.baseline,
+        control_ratio: ratios.control_ratio,
+        ratio_vs_baseline: ratios.p95_ratio,
+      },
+      target: `ordinary viewers' latency p95 beside hostile runs ≤ ${TARGET_P95_RATIO} × beside as many benign runs (the control phase)`,
+      pass: ratios.p95_ratio_vs_control !== null && ratios.p95_ratio_vs_control <= TARGET_P95_RATIO,
     },
   };
 }

@@ -6,12 +6,16 @@
  *
  * The real server (`domcast serve`, dist/cli.js) runs in a child process with the README's setup
  * (an API key, ALLOWED_HOSTS=127.0.0.1); pages are served on 127.0.0.1; the viewers are the load
- * bench's WebSocket clients in processes of their own (bench/load-clients.ts). Two phases of
- * BENCH_SOAK_SECONDS / 2 each: ordinary runs of bench/pages/feed.html, one after another, with
- * BENCH_SOAK_VIEWERS viewers in all; then the same beside hostile runs cycling through
- * test/fixtures/pages/hostile-corpus/. Figures: the ordinary viewers' latency and seq integrity in
- * each phase, the server's RSS (VmRSS every 250 ms), event-loop delay (/health/visual), whether it
- * stayed up, and what became of each hostile run. See docs/BENCHMARKS.md, section "Soak".
+ * bench's WebSocket clients in processes of their own (bench/load-clients.ts). Three phases of
+ * BENCH_SOAK_SECONDS / 3 each: `baseline`, ordinary runs of bench/pages/feed.html, one after
+ * another, with BENCH_SOAK_VIEWERS viewers in all; `control`, the same beside as many runs of the
+ * benign bench/pages/benign.html as there will be hostile ones, run the same way (so the machine
+ * carries as many runs and Chromium starts); then `with_hostile`, the same beside hostile runs
+ * cycling through test/fixtures/pages/hostile-corpus/. The target compares `with_hostile` with
+ * `control`: what hostility costs, not what concurrency costs. Figures: the ordinary viewers'
+ * latency and seq integrity in each phase, the server's RSS (VmRSS every 250 ms), event-loop delay
+ * (/health/visual), whether it stayed up, and what became of each hostile and control run. See
+ * docs/BENCHMARKS.md, section "Soak".
  */
 import { createSocket } from 'node:dgram';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
@@ -26,26 +30,26 @@ import { envInt, envNumber } from './env.js';
 import { machineInfo, writeResult } from './results.js';
 import type { GroupReport } from './load-ipc.js';
 import { machineCpu, TICKS_PER_S, treeCpuTicks } from './proc-stat.js';
-import { median, soakTargets, summarizeDelays, p95Ratio, type DelayReading } from './soak-report.js';
+import { median, p95Ratios, soakTargets, summarizeDelays, type DelayReading, type PhaseP95s } from './soak-report.js';
 import { ServerChild, vmRssBytes, type SessionAnswer } from './soak-server.js';
 import { aggregate, Clients, mb, round } from './viewer-clients.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const CORPUS_DIR = join(projectRoot, 'test', 'fixtures', 'pages', 'hostile-corpus');
 
-/** Both phases together; each gets half. */
+/** All three phases together; each gets a third. */
 const SOAK_SECONDS = envInt('BENCH_SOAK_SECONDS', 180, 10, 7200);
-const PHASE_MS = (SOAK_SECONDS / 2) * 1000;
+const PHASE_MS = Math.round((SOAK_SECONDS / 3) * 1000);
 /** Viewers of the ordinary runs, in all (split evenly over the runs going at once). */
 const VIEWERS = envInt('BENCH_SOAK_VIEWERS', 100, 1, 2000);
-/** Ordinary and hostile runs at once (the machine has 2 cores: each is a Chromium page). */
+/** Ordinary and hostile runs at once (the machine has 2 cores: each is a Chromium page). The control phase runs as many benign runs as hostile ones. */
 const ORDINARY = envInt('BENCH_SOAK_ORDINARY', 2, 1, 20);
 const HOSTILE = envInt('BENCH_SOAK_HOSTILE', 2, 0, 20);
 /** An ordinary run holds its page this long (a wait, a scroll, a wait), then the next one starts. */
 const RUN_SECONDS = envInt('BENCH_SOAK_RUN_SECONDS', 20, 2, 3600);
-/** A hostile run's page is given this long, then the run ends (or is cancelled) and the next page starts. */
+/** A hostile (or control) run's page is given this long, then the run ends (or is cancelled) and the next page starts. */
 const HOSTILE_SECONDS = envInt('BENCH_SOAK_HOSTILE_SECONDS', 15, 2, 3600);
-/** Viewers of each hostile run (in a client process apart from the ordinary viewers', which a huge frame could sink). */
+/** Viewers of each hostile (or control) run (in a client process apart from the ordinary viewers', which a huge frame could sink). */
 const HOSTILE_VIEWERS = envInt('BENCH_SOAK_HOSTILE_VIEWERS', 2, 0, 50);
 /** Sizes and rates of the hostile pages, as a share of the full attack (1). Below 1 the 64 MiB strings of binding-flood are left out. */
 const SCALE = envNumber('BENCH_SOAK_HOSTILE_SCALE', 1, 0.001, 1);
@@ -67,7 +71,7 @@ const PAGES: readonly string[] = (() => {
   return list;
 })();
 
-/** The README's setup (plus DOMCAST_API_KEY, a random one: bench/soak-server.ts), with room for both kinds of run and every viewer. */
+/** The README's setup (plus DOMCAST_API_KEY, a random one: bench/soak-server.ts), with room for every kind of run and every viewer. */
 const SERVER_ENV = {
   ALLOWED_HOSTS: '127.0.0.1',
   MAX_CONCURRENT_SESSIONS: String(ORDINARY + HOSTILE + 2),
@@ -80,10 +84,19 @@ const SERVER_ENV = {
 
 /** After a phase, its runs (cancelled) and their viewers have this long to end. */
 const DRAIN_MS = 60_000;
-const WATCHDOG_MS = SOAK_SECONDS * 1000 + 2 * DRAIN_MS + 5 * 60_000;
+const WATCHDOG_MS = SOAK_SECONDS * 1000 + 3 * DRAIN_MS + 5 * 60_000;
 
+/** The phases, in order, on the same server. */
+const PHASES = ['baseline', 'control', 'with_hostile'] as const;
+type PhaseName = (typeof PHASES)[number];
+/** The page the control phase runs in the hostile slots (bench/pages, served with feed.html). */
+const CONTROL_PAGE = 'benign';
+
+/** The phase going on (or draining), for the progress lines; null before the first and after the last. */
+let currentPhase: PhaseName | null = null;
 const progress = (message: string): void => {
-  process.stderr.write(`[bench:soak ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
+  const phase = currentPhase ? ` ${PHASES.indexOf(currentPhase) + 1}/${PHASES.length} ${currentPhase}` : '';
+  process.stderr.write(`[bench:soak ${new Date().toISOString().slice(11, 19)}${phase}] ${message}\n`);
 };
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -167,16 +180,20 @@ interface ExecuteBody {
 
 interface Ctx {
   server: ServerChild;
+  /** bench/pages: feed.html for the ordinary runs, benign.html for the control runs. */
   feed: StaticSite;
   corpus: StaticSite;
   canary: Canary;
   clients: Clients;
+  /** The hostile runs' viewers, and the control runs' (the same process, so the control costs the same). */
   hostileClients: Clients | null;
   hostileCount: number;
+  controlCount: number;
   /** The phase during which the server exited, if it did. */
   diedDuring: string | null;
 }
 
+/** What became of one hostile run (or one control run, whose page is `benign`). */
 interface HostileOutcome {
   page: string;
   url_query: string;
@@ -198,6 +215,7 @@ class Phase {
   readonly cancelled = new Set<string>();
   readonly groups: GroupReport[] = [];
   readonly ordinaryOutcomes: Record<string, number> = {};
+  /** The with_hostile phase's hostile runs, or the control phase's benign ones. */
   readonly hostile: HostileOutcome[] = [];
   readonly errors: string[] = [];
   ordinaryStarted = 0;
@@ -205,7 +223,7 @@ class Phase {
   /** Each ordinary run's own page → server hand-off p95: what of the viewers' latency came before the server passed events on. */
   readonly handoffP95: number[] = [];
 
-  constructor(readonly name: string) {}
+  constructor(readonly name: PhaseName) {}
 
   error(message: string): void {
     if (this.errors.length < 20) this.errors.push(message);
@@ -276,13 +294,17 @@ async function ordinarySlot(ctx: Ctx, phase: Phase, slot: number): Promise<void>
   }
 }
 
-/** Hostile runs one after another, cycling through the corpus, until the phase is over. */
-async function hostileSlot(ctx: Ctx, phase: Phase): Promise<void> {
+/**
+ * Hostile runs one after another, cycling through the corpus, until the phase is over; or, with
+ * `control`, runs of the benign page in exactly the same way (run shape, viewers, cancel rules).
+ */
+async function hostileSlot(ctx: Ctx, phase: Phase, control: boolean): Promise<void> {
+  const kind = control ? 'control' : 'hostile';
   while (!phase.over && ctx.server.up) {
-    // Taken once: the other hostile slots move the counter on while this run starts.
-    const k = ctx.hostileCount++;
-    const page = PAGES[k % PAGES.length] ?? 'huge-numbers';
-    const url = hostileUrl(page, ctx.corpus, ctx.canary);
+    // Taken once: the other slots move the counter on while this run starts.
+    const k = control ? ctx.controlCount++ : ctx.hostileCount++;
+    const page = control ? CONTROL_PAGE : (PAGES[k % PAGES.length] ?? 'huge-numbers');
+    const url = control ? `${ctx.feed.url}/${CONTROL_PAGE}.html` : hostileUrl(page, ctx.corpus, ctx.canary);
     const outcome: HostileOutcome = {
       page,
       url_query: new URL(url).search,
@@ -299,10 +321,10 @@ async function hostileSlot(ctx: Ctx, phase: Phase): Promise<void> {
     let viewers: Promise<void> = Promise.resolve();
     try {
       const run = await start(ctx, {
-        name: `soak hostile ${page}`,
+        name: `soak ${kind} ${page}`,
         steps: [
           { type: 'navigation', url, description: `open ${page}` },
-          { type: 'wait', ms: HOSTILE_SECONDS * 1000, description: 'let it attack' },
+          { type: 'wait', ms: HOSTILE_SECONDS * 1000, description: control ? 'let it run' : 'let it attack' },
         ],
       });
       const id = run.session_id;
@@ -314,7 +336,7 @@ async function hostileSlot(ctx: Ctx, phase: Phase): Promise<void> {
       }
       const hc = ctx.hostileClients;
       if (hc?.alive && HOSTILE_VIEWERS > 0) {
-        const group = `${phase.name}/hostile/${k}`;
+        const group = `${phase.name}/${kind}/${k}`;
         viewers = hc
           .open(group, run.visual_stream_url ?? '', HOSTILE_VIEWERS, false)
           .then(() => hc.collect([group], HOSTILE_SECONDS * 1000 + DRAIN_MS))
@@ -350,7 +372,7 @@ async function hostileSlot(ctx: Ctx, phase: Phase): Promise<void> {
     await Promise.race([viewers, sleep(DRAIN_MS)]);
     outcome.run_ms ??= Math.round(performance.now() - t0);
     phase.hostile.push(outcome);
-    progress(`${phase.name}: hostile ${page}: ${outcome.status ?? 'not started'}${outcome.error ? ` (${outcome.error.slice(0, 160)})` : ''}${outcome.bench_error ? ` [${outcome.bench_error.slice(0, 160)}]` : ''}`);
+    progress(`${kind} ${page}: ${outcome.status ?? 'not started'}${outcome.error ? ` (${outcome.error.slice(0, 160)})` : ''}${outcome.bench_error ? ` [${outcome.bench_error.slice(0, 160)}]` : ''}`);
   }
 }
 
@@ -462,15 +484,18 @@ class Watch {
 // ---------------------------------------------------------------------------------------------
 // Phases
 
-async function runPhase(ctx: Ctx, name: string, withHostile: boolean) {
-  progress(`${name}: ${ORDINARY} ordinary run(s) at once with ${VIEWERS} viewer(s)${withHostile ? `, ${HOSTILE} hostile run(s) at once (${PAGES.join(', ')})` : ''}, ${PHASE_MS / 1000} s`);
+async function runPhase(ctx: Ctx, name: PhaseName) {
+  currentPhase = name;
+  const beside =
+    name === 'with_hostile' ? `, ${HOSTILE} hostile run(s) at once (${PAGES.join(', ')})` : name === 'control' ? `, ${HOSTILE} control run(s) of ${CONTROL_PAGE}.html at once` : '';
+  progress(`${ORDINARY} ordinary run(s) at once with ${VIEWERS} viewer(s)${beside}, ${round(PHASE_MS / 1000)} s`);
   const phase = new Phase(name);
   const watch = new Watch(ctx.server);
   await ctx.clients.measure(true);
   const t0 = performance.now();
   const slots = [
     ...Array.from({ length: ORDINARY }, (_, i) => ordinarySlot(ctx, phase, i)),
-    ...(withHostile ? Array.from({ length: HOSTILE }, () => hostileSlot(ctx, phase)) : []),
+    ...(name === 'baseline' ? [] : Array.from({ length: HOSTILE }, () => hostileSlot(ctx, phase, name === 'control'))),
   ];
   await Promise.race([sleep(PHASE_MS), ctx.server.exited]);
   phase.over = true;
@@ -488,7 +513,7 @@ async function runPhase(ctx: Ctx, name: string, withHostile: boolean) {
   const delivered = aggregate(phase.groups, windowS);
   const l = delivered.latency_ms;
   progress(
-    `${name}: ordinary p50 ${l.p50} / p95 ${l.p95} / p99 ${l.p99} ms over ${l.samples} deliveries; lost ${delivered.integrity.lost}, dup ${delivered.integrity.duplicated}, late resets ${delivered.integrity.late_resets}, incomplete ${delivered.integrity.incomplete_viewers}; ` +
+    `ordinary p50 ${l.p50} / p95 ${l.p95} / p99 ${l.p99} ms over ${l.samples} deliveries; lost ${delivered.integrity.lost}, dup ${delivered.integrity.duplicated}, late resets ${delivered.integrity.late_resets}, incomplete ${delivered.integrity.incomplete_viewers}; ` +
       `page → server hand-off p95 per run: median ${median(phase.handoffP95)} ms; server RSS max ${server.rss_max_mb} MB, loop delay p99 worst window ${server.event_loop_delay_ms.p99_worst_window} ms, /health unanswered ${server.health.unanswered}; server ${ctx.server.up ? 'up' : 'GONE'}`,
   );
   return {
@@ -510,7 +535,10 @@ async function runPhase(ctx: Ctx, name: string, withHostile: boolean) {
     },
     server,
     clients: clientWindow,
-    hostile_runs: withHostile ? phase.hostile : null,
+    /** The with_hostile phase's hostile runs, one by one. */
+    hostile_runs: name === 'with_hostile' ? phase.hostile : null,
+    /** The control phase's benign runs, one by one (as hostile_runs). */
+    control_runs: name === 'control' ? phase.hostile : null,
     errors: phase.errors,
   };
 }
@@ -519,6 +547,8 @@ type PhaseResult = Awaited<ReturnType<typeof runPhase>>;
 
 const intact = (p: PhaseResult): boolean =>
   p.integrity.lost === 0 && p.integrity.duplicated === 0 && p.integrity.late_resets === 0 && p.integrity.incomplete_viewers === 0 && p.integrity.failed_connections === 0;
+
+const crashed = (r: HostileOutcome): boolean => /crash|browser process exited|Target (page, context or browser )?(has been )?closed/i.test(r.error ?? '');
 
 function hostileSummary(runs: readonly HostileOutcome[]) {
   const byPage: Record<string, { runs: number; statuses: Record<string, number>; errors: string[] }> = {};
@@ -537,7 +567,7 @@ function hostileSummary(runs: readonly HostileOutcome[]) {
 async function main(): Promise<void> {
   const startedAt = Date.now();
   const loadAtStart = loadavg()[0] ?? 0;
-  progress(`starting (BENCH_SOAK_SECONDS=${SOAK_SECONDS}, BENCH_SOAK_VIEWERS=${VIEWERS}, ${ORDINARY} ordinary + ${HOSTILE} hostile at once, BENCH_SOAK_HOSTILE_SCALE=${SCALE}, pages ${PAGES.join(',')})`);
+  progress(`starting (phases ${PHASES.join(', ')}, ${round(PHASE_MS / 1000)} s each; BENCH_SOAK_SECONDS=${SOAK_SECONDS}, BENCH_SOAK_VIEWERS=${VIEWERS}, ${ORDINARY} ordinary + ${HOSTILE} hostile at once, BENCH_SOAK_HOSTILE_SCALE=${SCALE}, pages ${PAGES.join(',')})`);
   const canary = await webrtcCanary();
   const feed = await serveStatic(join(BENCH_DIR, 'pages'));
   const corpus = await serveStatic(CORPUS_DIR);
@@ -560,10 +590,12 @@ async function main(): Promise<void> {
 
   const clients = Clients.start(CLIENT_PROCESSES);
   const hostileClients = HOSTILE > 0 && HOSTILE_VIEWERS > 0 ? Clients.start(1) : null;
-  const ctx: Ctx = { server, feed, corpus, canary, clients, hostileClients, hostileCount: 0, diedDuring: null };
+  const ctx: Ctx = { server, feed, corpus, canary, clients, hostileClients, hostileCount: 0, controlCount: 0, diedDuring: null };
   try {
-    const baseline = await runPhase(ctx, 'baseline', false);
-    const withHostile = server.up ? await runPhase(ctx, 'with_hostile', true) : null;
+    const baseline = await runPhase(ctx, 'baseline');
+    const control = server.up ? await runPhase(ctx, 'control') : null;
+    const withHostile = server.up ? await runPhase(ctx, 'with_hostile') : null;
+    currentPhase = null;
 
     const answeredAtEnd = server.up && (await server.healthy(10_000));
     const finalVisual = answeredAtEnd ? await server.api<VisualHealth>('GET', '/health/visual', undefined, 10_000).catch(() => null) : null;
@@ -575,13 +607,14 @@ async function main(): Promise<void> {
         ? null
         : 'the process is alive but did not answer GET /health within 10 s at the end';
     const hostileRuns = withHostile?.hostile_runs ?? [];
+    const controlRuns = control?.control_runs ?? [];
+    const p95: PhaseP95s = { baseline: baseline.latency_ms.p95, control: control?.latency_ms.p95 ?? null, withHostile: withHostile?.latency_ms.p95 ?? null };
     const targets = soakTargets({
       serverUp,
       serverDown,
       rssMaxBytes: server.rssMaxBytes > 0 ? server.rssMaxBytes : null,
       rssBoundBytes: RSS_BOUND_MB * 1024 * 1024,
-      baselineP95: baseline.latency_ms.p95,
-      hostileP95: withHostile?.latency_ms.p95 ?? null,
+      p95,
     });
     const result = {
       bench: 'domcast-soak',
@@ -589,7 +622,8 @@ async function main(): Promise<void> {
       machine: machineInfo(loadAtStart),
       config: {
         soak_seconds: SOAK_SECONDS,
-        phase_seconds: PHASE_MS / 1000,
+        phases: PHASES,
+        phase_seconds: round(PHASE_MS / 1000),
         viewers: VIEWERS,
         ordinary_at_once: ORDINARY,
         hostile_at_once: HOSTILE,
@@ -598,13 +632,17 @@ async function main(): Promise<void> {
         hostile_viewers_each: HOSTILE_VIEWERS,
         hostile_scale: SCALE,
         hostile_pages: PAGES,
+        control_page: `bench/pages/${CONTROL_PAGE}.html`,
+        control_at_once: HOSTILE,
         client_processes: CLIENT_PROCESSES,
         server_env: { ...SERVER_ENV, DOMCAST_API_KEY: '(random, 48 hex characters)' },
       },
       pass: Object.values(targets).every((c) => c.pass),
       targets,
-      p95_ratio: p95Ratio(baseline.latency_ms.p95, withHostile?.latency_ms.p95 ?? null),
-      ordinary_viewers_intact: { baseline: intact(baseline), with_hostile: withHostile ? intact(withHostile) : null },
+      /** with_hostile ÷ baseline, with_hostile ÷ control (the target's), control ÷ baseline. */
+      ...p95Ratios(p95),
+      p95_ms: { baseline: p95.baseline, control: p95.control, with_hostile: p95.withHostile },
+      ordinary_viewers_intact: { baseline: intact(baseline), control: control ? intact(control) : null, with_hostile: withHostile ? intact(withHostile) : null },
       server: {
         up: serverUp,
         what_happened: serverDown,
@@ -620,10 +658,12 @@ async function main(): Promise<void> {
       },
       crashes: {
         server_exited: exit !== null,
-        hostile_runs_with_a_crashed_page_or_browser: hostileRuns.filter((r) => /crash|browser process exited|Target (page, context or browser )?(has been )?closed/i.test(r.error ?? '')).length,
+        hostile_runs_with_a_crashed_page_or_browser: hostileRuns.filter(crashed).length,
+        control_runs_with_a_crashed_page_or_browser: controlRuns.filter(crashed).length,
       },
       hostile: { runs: hostileRuns.length, by_page: hostileSummary(hostileRuns), webrtc_canary: { udp_packets: canary.udpPackets, tcp_connections: canary.tcpConnections } },
-      phases: { baseline, with_hostile: withHostile },
+      control: { runs: controlRuns.length, by_page: hostileSummary(controlRuns) },
+      phases: { baseline, control, with_hostile: withHostile },
       duration_s: round((Date.now() - startedAt) / 1000),
     };
     writeResult('soak-latest.json', result);
