@@ -22,6 +22,17 @@ await Promise.all([
     target: 'node20',
     logLevel: 'warning',
   }),
+  // Relays each Chromium's DevTools pipe to Playwright and drops what a page makes it send past its bounds (src/browser/cdp-relay.ts starts it).
+  build({
+    entryPoints: [join(root, 'src/browser/cdp-relay-worker.ts')],
+    outfile: join(dist, 'cdp-relay-worker.js'),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    logLevel: 'warning',
+  }),
   build({
     entryPoints: [join(root, 'src/cli/main.ts')],
     outfile: join(dist, 'cli.js'),

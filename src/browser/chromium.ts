@@ -64,7 +64,47 @@ export function findChromium(options: FindChromiumOptions = {}): string {
   throw new ChromiumNotFoundError(`Chromium was not found (looked at CHROMIUM_PATH, ${SYSTEM_PATHS.join(', ')}, the Playwright cache). ${HOW_TO_GET_IT}`);
 }
 
-/** Flags Chromium needs on a closed network and as root; a fresh user-data dir comes from Playwright's launch. */
+/**
+ * What Playwright's own launch passes (1.65), for a browser started by us behind the DevTools relay
+ * (src/browser/cdp-relay.ts): headless, no throttling of background pages and timers, a fixed
+ * colour profile (screenshots and the viewer compare pixels), no extensions, popups allowed.
+ */
+export const PLAYWRIGHT_ARGS = [
+  '--disable-field-trial-config',
+  '--disable-background-networking',
+  '--disable-background-timer-throttling',
+  '--disable-backgrounding-occluded-windows',
+  '--disable-back-forward-cache',
+  '--disable-breakpad',
+  '--disable-component-extensions-with-background-pages',
+  '--disable-component-update',
+  '--no-default-browser-check',
+  '--disable-default-apps',
+  '--disable-dev-shm-usage',
+  '--disable-extensions',
+  '--disable-features=AvoidUnnecessaryBeforeUnloadCheckSync,DestroyProfileOnBrowserClose,HttpsUpgrades,HttpsFirstBalancedModeAutoEnable,LensOverlay,MediaRouter,PaintHolding,ThirdPartyStoragePartitioning,AvoidCorsURLLoaderRestartOnRedirect,OptimizationHints,NetworkTimeServiceQuerying,PreconnectToSearch',
+  '--enable-features=CDPScreenshotNewSurface',
+  '--allow-pre-commit-input',
+  '--disable-hang-monitor',
+  '--disable-ipc-flooding-protection',
+  '--disable-popup-blocking',
+  '--disable-prompt-on-repost',
+  '--disable-renderer-backgrounding',
+  '--force-color-profile=srgb',
+  '--metrics-recording-only',
+  '--no-first-run',
+  '--password-store=basic',
+  '--use-mock-keychain',
+  '--no-service-autorun',
+  '--disable-search-engine-choice-screen',
+  '--disable-infobars',
+  '--headless',
+  '--hide-scrollbars',
+  '--mute-audio',
+  '--blink-settings=primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4',
+];
+
+/** Flags Chromium needs on a closed network and as root; the relay adds a fresh user-data dir. */
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
   '--disable-gpu',

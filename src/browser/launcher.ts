@@ -1,7 +1,8 @@
 import { createServer, type AddressInfo, type Server } from 'node:net';
-import { chromium, type Browser, type BrowserContext } from 'playwright-core';
+import type { Browser, BrowserContext } from 'playwright-core';
 import type { Logger } from '../common/index.js';
-import { CHROMIUM_ARGS, findChromium } from './chromium.js';
+import { launchRelayed, relayLimits, relayOf } from './cdp-relay.js';
+import { CHROMIUM_ARGS, PLAYWRIGHT_ARGS, findChromium } from './chromium.js';
 import type { NavigationPolicy } from './navigation-policy.js';
 
 export const VIEWPORT = { width: 1280, height: 720 } as const;
@@ -18,6 +19,8 @@ export interface LauncherOptions {
   log: Logger;
   /** Default `run`. */
   isolation?: BrowserIsolation;
+  /** VISUAL_MAX_EVENT_MB in characters: a page's binding call longer than this is dropped by the relay (default 16 MiB). */
+  maxEventChars?: number;
 }
 
 /**
@@ -31,7 +34,7 @@ export class BrowserLauncher {
   private readonly launched = new Set<Browser>();
   private sink: Promise<Server> | undefined;
   private closed = false;
-  private readonly isolation: BrowserIsolation;
+  readonly isolation: BrowserIsolation;
 
   constructor(private readonly options: LauncherOptions) {
     this.isolation = options.isolation ?? 'run';
@@ -61,16 +64,15 @@ export class BrowserLauncher {
       install: true,
       log: (m) => this.options.log.warn(m),
     });
-    // Signals are the server's to handle (SIGTERM lets runs finish first); Playwright would kill the browser at once.
-    const browser = await chromium.launch({
+    // Its own process group, behind a relay off the event loop (cdp-relay.ts); signals are the server's
+    // to handle (SIGTERM lets runs finish first), the browser goes when its connection does.
+    const browser = await launchRelayed({
       executablePath,
-      headless: true,
-      args: CHROMIUM_ARGS,
-      handleSIGINT: false,
-      handleSIGTERM: false,
-      handleSIGHUP: false,
+      args: [...PLAYWRIGHT_ARGS, ...CHROMIUM_ARGS],
+      limits: relayLimits(this.options.maxEventChars ?? 16 * 1024 * 1024),
     });
     this.options.log.debug({ executablePath, version: browser.version() }, 'chromium launched');
+    relayOf(browser)?.on('drop', (drop) => this.options.log.warn({ drop }, 'a page made its browser send more than the server reads; dropped unread'));
     if (this.closed) {
       await browser.close().catch(() => undefined);
       throw new Error('browser launcher is closed');

@@ -90,7 +90,8 @@ function fieldMasking(privacy: PrivacyOptions): Pick<PageRecorderConfig, 'maskIn
 }
 
 /** The one binding through which a page hands batches of rrweb events to the server. */
-const BINDING = '__domcastEmit';
+export const RECORDER_BINDING = '__domcastEmit';
+const BINDING = RECORDER_BINDING;
 
 /** Batching: a burst leaves the page as one call; nothing waits longer than FLUSH_MS (the issue allows 50). */
 const FLUSH_MS = 10;

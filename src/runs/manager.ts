@@ -1,5 +1,5 @@
 import type { BrowserContext, Page } from 'playwright-core';
-import { AssetCapture, attachRecorder, guardRun, openShadowRoots, type AssetLimits, NavigationPolicy, screenshotMasks, type NavigationPolicyOptions, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
+import { AssetCapture, attachRecorder, RECORDER_BINDING, relayOf, type RelayDrop, guardRun, openShadowRoots, type AssetLimits, NavigationPolicy, screenshotMasks, type NavigationPolicyOptions, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
 import { BadRequestError, errorMessage, type Logger } from '../common/index.js';
 import type { RecordingLimits, Session, SessionRegistry, StreamMetrics } from '../session/index.js';
 import { redactInputs, runWorkflow, secretRedactor, type Redact, type Workflow } from '../workflow/index.js';
@@ -174,6 +174,15 @@ export class RunManager {
     const flooded = (reason: string): void => interrupts.trip(`${reason}; the run was ended`, true);
     session.on('flood', flooded);
     browser?.on('disconnected', browserGone);
+    // With a browser of its own, what its relay drops is this run's page's doing: recorder batches
+    // over VISUAL_MAX_EVENT_MB count against the page's budget as if read, and are refused.
+    const relay = this.deps.launcher.isolation === 'run' ? relayOf(browser) : undefined;
+    const dropped = (drop: RelayDrop): void => {
+      if (drop.binding !== RECORDER_BINDING) return;
+      const refused = session.batchesDropped(drop.count, drop.chars);
+      if (refused) log.warn({ refused }, 'page batch refused');
+    };
+    relay?.on('drop', dropped);
     let unguard = (): void => {};
     try {
       if (signal.aborted) return;
@@ -254,6 +263,7 @@ export class RunManager {
       session.requestSnapshot = () => {};
       unguard();
       browser?.off('disconnected', browserGone);
+      relay?.off('drop', dropped);
       session.off('flood', flooded);
       await context.close().catch(() => undefined);
     }

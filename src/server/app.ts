@@ -54,6 +54,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
     chromiumPath: options.chromiumPath ?? config.chromiumPath,
     log,
     isolation: config.browserIsolation,
+    maxEventChars: config.recordingLimits.maxEventChars,
   });
   const runs = new RunManager({
     launcher,

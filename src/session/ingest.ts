@@ -72,6 +72,21 @@ export class PageIngest {
     return settled;
   }
 
+  /**
+   * Batches of `chars` characters in all that never reached us (the DevTools relay dropped them as
+   * over VISUAL_MAX_EVENT_MB): counted against the page's budget and refused, as if read.
+   */
+  dropped(count: number, chars: number): string | null {
+    if (this.target.isFinished()) return null;
+    if (!this.chars.take(chars)) {
+      const reason = `the page sent more than ${this.chars.capacity} chars at once or ${Math.round(this.chars.perSecond)} a second`;
+      this.target.flood(reason);
+      return reason;
+    }
+    if (this.target.isStopped()) return null;
+    return this.target.accept({ entries: [], rejected: count, refused: `${count} batch(es) of ${chars} chars in all over ${this.batchLimits.maxBatchChars}, dropped before the server read them` });
+  }
+
   private prepareHere(json: string): string | null {
     const start = performance.now();
     const batch = prepareBatch(json, this.batchLimits, this.assets);

@@ -133,6 +133,11 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.pageIngest.ingest(json);
   }
 
+  /** Batches the DevTools relay dropped unread for their size: they count as the page's, and are refused. */
+  batchesDropped(count: number, chars: number): string | null {
+    return this.pageIngest.dropped(count, chars);
+  }
+
   private accept({ entries, rejected, refused }: PreparedBatch): string | null {
     this.metrics.rejectedEvents += rejected;
     const batch = this.log.appendPage(entries);

@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import WebSocket from 'ws';
+import { BrowserLauncher, relayOf, type RelayDrop } from '../../src/browser/index.js';
+
+const MIB = 1024 * 1024;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("the DevTools relay: a page's oversized messages never reach the server's loop", () => {
+  let launcher: BrowserLauncher;
+  before(() => {
+    launcher = new BrowserLauncher({ log: pino({ level: 'silent' }), maxEventChars: 4 * MIB });
+  });
+  after(async () => {
+    await launcher?.close();
+  });
+
+  test('a 6 MiB binding call and a 2 MiB console message are dropped in the relay and reported; small ones pass', async () => {
+    const context = await launcher.newContext();
+    const relay = relayOf(context.browser())!;
+    assert.ok(relay, 'every launched browser is behind a relay');
+    const drops: RelayDrop[] = [];
+    relay.on('drop', (d) => drops.push(d));
+    const received: number[] = [];
+    await context.exposeBinding('__probe', (_source, arg: unknown) => {
+      received.push(typeof arg === 'string' ? arg.length : -1);
+    });
+    const page = await context.newPage();
+    const consoled: number[] = [];
+    page.on('console', (m) => consoled.push(m.text().length));
+    await page.setContent('<p>relay</p>');
+    await page.evaluate((mib) => {
+      const probe = (window as unknown as { __probe: (s: string) => void }).__probe;
+      probe('a'.repeat(100));
+      probe('[' + '1e20,'.repeat((6 * mib) / 5) + '1]');
+      console.log('b'.repeat(2 * mib));
+      console.log('small');
+      probe('c'.repeat(200));
+    }, MIB);
+    await until('the small calls and the drop reports', () => received.length === 2 && consoled.length === 1 && drops.length >= 2);
+    assert.deepEqual(received, [100, 200], 'the small binding calls arrived, in order; the large one never did');
+    assert.deepEqual(consoled, [5], 'only the small console message arrived');
+    const binding = drops.find((d) => d.method === 'Runtime.bindingCalled');
+    assert.equal(binding?.binding, '__probe');
+    assert.equal(binding?.reason, 'oversize');
+    assert.ok(binding!.chars > 6 * MIB, `the dropped call's size is reported (${binding?.chars})`);
+    const consoleDrop = drops.find((d) => d.method === 'Runtime.consoleAPICalled');
+    assert.equal(consoleDrop?.reason, 'oversize');
+    assert.equal(await page.textContent('p'), 'relay', 'the page is still driven through the relay');
+    await context.close();
+  });
+
+  test('the relay takes one client, at its secret path; closing the browser ends its whole process', async () => {
+    const context = await launcher.newContext();
+    const relay = relayOf(context.browser())!;
+    const pid = relay.pid;
+    assert.ok(alive(pid), 'Chromium runs');
+    const closedAt = await new Promise<number>((resolve, reject) => {
+      const ws = new WebSocket(relay.wsEndpoint);
+      ws.on('close', (code) => resolve(code));
+      ws.on('error', reject);
+    });
+    assert.ok(closedAt > 0, 'a second client is cut off at once');
+    const wrongPath = await new Promise<string>((resolve) => {
+      const ws = new WebSocket(relay.wsEndpoint.replace(/[0-9a-f-]{36}$/, '00000000-0000-0000-0000-000000000000'));
+      ws.on('error', (err) => resolve(err.message));
+      ws.on('open', () => resolve('opened'));
+    });
+    assert.notEqual(wrongPath, 'opened', 'another path is refused');
+    const page = await context.newPage();
+    await page.setContent('<p>still here</p>');
+    assert.equal(await page.textContent('p'), 'still here', "Playwright's own connection was not disturbed");
+    await context.close();
+    await until('Chromium to exit', () => !alive(pid));
+  });
+});

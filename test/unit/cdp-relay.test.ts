@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { bindingArgument, pageMethod, RelayFilter, sessionOf } from '../../src/browser/cdp-relay-worker.js';
+
+const limits = { maxBindingChars: 1000, maxOtherBytes: 500, otherBudgetBytes: 2000, otherRefillBytesPerSecond: 1 };
+/** A binding call as Chromium writes it: Playwright's {name, seq, serializedArgs} as the payload string. */
+const bindingCall = (arg: string, session = 'S1'): Buffer =>
+  Buffer.from(
+    JSON.stringify({
+      method: 'Runtime.bindingCalled',
+      params: { name: '__playwright__binding__', payload: JSON.stringify({ name: '__domcastEmit', seq: 1, serializedArgs: [arg] }), executionContextId: 3 },
+      sessionId: session,
+    }),
+  );
+const consoleCall = (text: string, session = 'S1'): Buffer =>
+  Buffer.from(JSON.stringify({ method: 'Runtime.consoleAPICalled', params: { type: 'log', args: [{ type: 'string', value: text }] }, sessionId: session }));
+
+describe('DevTools relay filter', () => {
+  test('knows page-originated events by their first bytes and their session by their last', () => {
+    assert.equal(pageMethod(consoleCall('x')), 'Runtime.consoleAPICalled');
+    assert.equal(pageMethod(bindingCall('x')), 'Runtime.bindingCalled');
+    assert.equal(pageMethod(Buffer.from('{"id":4,"result":{}}')), null);
+    assert.equal(pageMethod(Buffer.from('{"method":"Page.frameNavigated","params":{}}')), null);
+    assert.equal(sessionOf(consoleCall('x', 'ABC123')), 'ABC123');
+    assert.equal(sessionOf(Buffer.from('{"method":"Target.targetCreated","params":{}}')), '');
+  });
+
+  test("a binding call's argument is measured inside Playwright's envelope, escapes and all", () => {
+    const arg = '[' + '"a",'.repeat(100) + '"a"]';
+    assert.deepEqual(bindingArgument(bindingCall(arg)), { name: '__domcastEmit', chars: arg.length });
+  });
+
+  test('drops binding calls over the bound, and other page messages over theirs or past their budget; passes the rest', () => {
+    const filter = new RelayFilter(limits);
+    // Quotes escaped twice make the message about 4x the argument: still passed, the argument is what counts.
+    const quoted = '"'.repeat(900);
+    assert.ok(bindingCall(quoted).length > 1000);
+    assert.equal(filter.pass(bindingCall(quoted)), true);
+    assert.equal(filter.pass(bindingCall('1'.repeat(1001))), false);
+    assert.equal(filter.pass(consoleCall('y'.repeat(600))), false, 'one console message over 500 bytes');
+    assert.equal(filter.pass(Buffer.from('{"id":1,"result":{"body":"' + 'z'.repeat(5000) + '"}}')), true, 'answers to our own commands are never sized');
+    let passed = 0;
+    for (let i = 0; i < 40; i++) if (filter.pass(consoleCall('w'.repeat(300)))) passed++;
+    assert.equal(passed, Math.floor(2000 / consoleCall('w'.repeat(300)).length), 'as many as fit in the 2,000-byte budget');
+    assert.equal(filter.pass(consoleCall('v', 'S2')), true, "another page's budget is its own");
+    const reports = filter.take();
+    const byKind = Object.fromEntries(reports.map((r) => [`${r.method}/${r.reason}`, r]));
+    assert.equal(byKind['Runtime.bindingCalled/oversize']?.binding, '__domcastEmit');
+    assert.equal(byKind['Runtime.bindingCalled/oversize']?.chars, 1001);
+    assert.equal(byKind['Runtime.consoleAPICalled/oversize']?.count, 1);
+    assert.equal(byKind['Runtime.consoleAPICalled/budget']?.count, 40 - passed);
+    assert.deepEqual(filter.take(), [], 'reported once');
+  });
+});
