@@ -46,6 +46,8 @@ const PAGE_METHODS = [
   'Network.webSocketFrameSent',
   'Network.webSocketFrameReceived',
   'Network.eventSourceMessageReceived',
+  // Dropped only when oversized: a page that opens a 64 MB alert waits on it until its step times out.
+  'Page.javascriptDialogOpening',
 ];
 const PREFIXES = PAGE_METHODS.map((m) => Buffer.from(`{"method":"${m}"`));
 const SESSION_KEY = Buffer.from('"sessionId":"');
@@ -69,26 +71,79 @@ export function sessionOf(message: Buffer): string {
   return end > start ? message.toString('latin1', start, end) : '';
 }
 
-/** A binding call's argument, as its length in characters and Playwright's binding name inside it (the call is parsed: this runs off the server's loop). */
-export function bindingArgument(message: Buffer): { name: string; chars: number } {
-  try {
-    const parsed = JSON.parse(message.toString('utf8')) as { params?: { name?: unknown; payload?: unknown } };
-    const payload = parsed.params?.payload;
-    const outer = typeof parsed.params?.name === 'string' ? parsed.params.name : '';
-    if (typeof payload !== 'string') return { name: outer, chars: 0 };
-    try {
-      // Playwright's bindings travel as {name, seq, serializedArgs}: the name is ours, the argument the page's.
-      const inner = JSON.parse(payload) as { name?: unknown; serializedArgs?: unknown };
-      const args = Array.isArray(inner.serializedArgs) ? inner.serializedArgs : [];
-      const chars = args.reduce<number>((n, a) => n + (typeof a === 'string' ? a.length : JSON.stringify(a ?? null).length), 0);
-      return { name: typeof inner.name === 'string' ? inner.name : outer, chars };
-    } catch {
-      return { name: outer, chars: payload.length };
-    }
-  } catch {
-    return { name: '', chars: message.length };
-  }
+const PAYLOAD_KEY = Buffer.from('"payload":"');
+const ARGS_OPEN = '"serializedArgs":["';
+const ESCAPES: Record<number, number> = { 0x22: 0x22, 0x5c: 0x5c, 0x2f: 0x2f, 0x62: 8, 0x66: 12, 0x6e: 10, 0x72: 13, 0x74: 9 };
+
+function hexAt(message: Buffer, at: number): number {
+  const n = Number.parseInt(message.toString('latin1', at, at + 4), 16);
+  return Number.isNaN(n) ? 0 : n;
 }
+
+/**
+ * A binding call's argument, as its length in characters and Playwright's binding name in front of
+ * it, measured without building either: the argument is escaped twice (a JSON string in Playwright's
+ * `{name, seq, serializedArgs}`, itself the JSON string `payload` of Chromium's message), and both
+ * levels are decoded on the fly, character by character, with no copy of the message. A message of
+ * another shape counts the payload's characters.
+ */
+export function bindingArgument(message: Buffer): { name: string; chars: number } {
+  const outer = /"name":"([^"\\]{0,200})"/.exec(message.toString('latin1', 0, 300))?.[1] ?? '';
+  const from = message.indexOf(PAYLOAD_KEY);
+  if (from === -1) return { name: outer, chars: message.length };
+  // Level 2, fed one UTF-16 unit at a time: Playwright's JSON, then the argument's string.
+  let head = '';
+  let inArg = false;
+  let argDone = false;
+  let escaped = false;
+  let hexLeft = 0;
+  let argChars = 0;
+  let payloadChars = 0;
+  const feed = (unit: number): void => {
+    payloadChars++;
+    if (argDone) return;
+    if (!inArg) {
+      if (head.length < 1024) {
+        head += String.fromCharCode(unit);
+        if (head.endsWith(ARGS_OPEN)) inArg = true;
+      }
+      return;
+    }
+    if (hexLeft > 0) hexLeft--;
+    else if (escaped) {
+      escaped = false;
+      argChars++;
+      if (unit === 0x75) hexLeft = 4;
+    } else if (unit === 0x5c) escaped = true;
+    else if (unit === 0x22) argDone = true;
+    else argChars++;
+  };
+  // Level 1: Chromium's JSON string, byte by byte (UTF-8; escapes, \uXXXX included).
+  for (let i = from + PAYLOAD_KEY.length; i < message.length; i++) {
+    const b = message[i]!;
+    if (b === 0x22) break;
+    if (b === 0x5c) {
+      const e = message[i + 1] ?? 0;
+      if (e === 0x75) {
+        feed(hexAt(message, i + 2));
+        i += 5;
+      } else {
+        feed(ESCAPES[e] ?? e);
+        i += 1;
+      }
+    } else if (b < 0x80) feed(b);
+    else if (b >= 0xf0) {
+      feed(0xd800);
+      feed(0xdc00);
+    } else if (b >= 0xc0) feed(0x80);
+    // continuation bytes belong to their lead byte
+  }
+  if (!inArg) return { name: outer, chars: payloadChars };
+  const name = /^\{"name":"([^"\\]{0,200})"/.exec(head)?.[1] ?? outer;
+  return { name, chars: argChars };
+}
+
+const MAX_ESCAPE = 7;
 
 class Bucket {
   private tokens: number;
@@ -126,6 +181,12 @@ export class RelayFilter {
     if (method === null) return true;
     if (method === 'Runtime.bindingCalled') {
       if (message.length <= this.limits.maxBindingChars) return true;
+      // Escaped twice, one character of the argument takes at most 7 bytes here (a control character,
+      // \\u0001): past that the argument is over its bound whatever it holds, and is not even parsed.
+      if (message.length > MAX_ESCAPE * this.limits.maxBindingChars + 65536) {
+        this.drop(method, message.length, 'oversize', '', message.length);
+        return false;
+      }
       const { name, chars } = bindingArgument(message);
       if (chars <= this.limits.maxBindingChars) return true;
       this.drop(method, message.length, 'oversize', name, chars);
@@ -162,6 +223,8 @@ export class RelayFilter {
 }
 
 const REPORT_MS = 250;
+const HIGH_WATER = 32 * 1024 * 1024;
+const LOW_WATER = 4 * 1024 * 1024;
 
 function main(data: RelayWorkerData): void {
   const port = parentPort!;
@@ -221,10 +284,26 @@ function main(data: RelayWorkerData): void {
   });
 
   const early: Buffer[] = [];
+  // Chromium's pipe waits while the server's loop is behind: the relay holds at most HIGH_WATER unsent.
+  let paused = false;
+  const resumeWhenDrained = (): void => {
+    if (client === null || client.bufferedAmount <= LOW_WATER) {
+      paused = false;
+      fromBrowser.resume();
+    } else setTimeout(resumeWhenDrained, 5);
+  };
   const forward = (message: Buffer): void => {
     if (!filter.pass(message)) return;
-    if (client === null) early.push(message);
-    else client.send(message, { binary: false });
+    if (client === null) {
+      early.push(message);
+      return;
+    }
+    client.send(message, { binary: false });
+    if (!paused && client.bufferedAmount > HIGH_WATER) {
+      paused = true;
+      fromBrowser.pause();
+      setTimeout(resumeWhenDrained, 5);
+    }
   };
   let pending: Buffer[] = [];
   fromBrowser.on('data', (chunk: Buffer) => {

@@ -25,9 +25,25 @@ describe('DevTools relay filter', () => {
     assert.equal(sessionOf(Buffer.from('{"method":"Target.targetCreated","params":{}}')), '');
   });
 
-  test("a binding call's argument is measured inside Playwright's envelope, escapes and all", () => {
-    const arg = '[' + '"a",'.repeat(100) + '"a"]';
-    assert.deepEqual(bindingArgument(bindingCall(arg)), { name: '__domcastEmit', chars: arg.length });
+  test("a binding call's argument is measured inside Playwright's envelope, escapes and all, without parsing", () => {
+    const asciiOnly = (json: string): string => json.replace(/[\u007f-\uffff]/g, (c) => '\\u' + c.charCodeAt(0).toString(16).padStart(4, '0'));
+    const args = [
+      '[' + '"a",'.repeat(100) + '"a"]',
+      'quotes " and \\ backslashes \\" mixed \\\\',
+      'control \u0001\u0002\n\t\r\b\f and / slash',
+      'unicode é ü 中文 and an emoji 😀 and a lone surrogate \ud800 end',
+      '',
+      JSON.stringify([{ type: 2, data: { node: { textContent: 'say "hi" \\ 😀' } } }]),
+    ];
+    for (const arg of args) {
+      const raw = bindingCall(arg);
+      assert.deepEqual(bindingArgument(raw), { name: '__domcastEmit', chars: arg.length }, `raw UTF-8: ${JSON.stringify(arg).slice(0, 40)}`);
+      // Chromium may write non-ASCII as \uXXXX: the same count.
+      const escaped = Buffer.from(asciiOnly(raw.toString('utf8')));
+      assert.deepEqual(bindingArgument(escaped), { name: '__domcastEmit', chars: arg.length }, `escaped: ${JSON.stringify(arg).slice(0, 40)}`);
+    }
+    const other = Buffer.from(JSON.stringify({ method: 'Runtime.bindingCalled', params: { name: 'rawBinding', payload: 'plain text', executionContextId: 1 } }));
+    assert.deepEqual(bindingArgument(other), { name: 'rawBinding', chars: 'plain text'.length }, 'a binding of our own shape counts its payload');
   });
 
   test('drops binding calls over the bound, and other page messages over theirs or past their budget; passes the rest', () => {
@@ -37,6 +53,8 @@ describe('DevTools relay filter', () => {
     assert.ok(bindingCall(quoted).length > 1000);
     assert.equal(filter.pass(bindingCall(quoted)), true);
     assert.equal(filter.pass(bindingCall('1'.repeat(1001))), false);
+    // Over 7 bytes per character of the bound: dropped unparsed (its name is not even read).
+    assert.equal(filter.pass(bindingCall('2'.repeat(80_000))), false);
     assert.equal(filter.pass(consoleCall('y'.repeat(600))), false, 'one console message over 500 bytes');
     assert.equal(filter.pass(Buffer.from('{"id":1,"result":{"body":"' + 'z'.repeat(5000) + '"}}')), true, 'answers to our own commands are never sized');
     let passed = 0;
@@ -45,8 +63,14 @@ describe('DevTools relay filter', () => {
     assert.equal(filter.pass(consoleCall('v', 'S2')), true, "another page's budget is its own");
     const reports = filter.take();
     const byKind = Object.fromEntries(reports.map((r) => [`${r.method}/${r.reason}`, r]));
-    assert.equal(byKind['Runtime.bindingCalled/oversize']?.binding, '__domcastEmit');
-    assert.equal(byKind['Runtime.bindingCalled/oversize']?.chars, 1001);
+    const dropped = reports.filter((r) => r.method === 'Runtime.bindingCalled');
+    assert.deepEqual(
+      dropped.map((r) => [r.binding ?? '', r.chars >= 80_000 ? 'huge' : r.chars]),
+      [
+        ['__domcastEmit', 1001],
+        ['', 'huge'],
+      ],
+    );
     assert.equal(byKind['Runtime.consoleAPICalled/oversize']?.count, 1);
     assert.equal(byKind['Runtime.consoleAPICalled/budget']?.count, 40 - passed);
     assert.deepEqual(filter.take(), [], 'reported once');
