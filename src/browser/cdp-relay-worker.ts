@@ -71,76 +71,120 @@ export function sessionOf(message: Buffer): string {
   return end > start ? message.toString('latin1', start, end) : '';
 }
 
-const PAYLOAD_KEY = Buffer.from('"payload":"');
+const PAYLOAD_KEY = '"payload":"';
 const ARGS_OPEN = '"serializedArgs":["';
 const ESCAPES: Record<number, number> = { 0x22: 0x22, 0x5c: 0x5c, 0x2f: 0x2f, 0x62: 8, 0x66: 12, 0x6e: 10, 0x72: 13, 0x74: 9 };
-
-function hexAt(message: Buffer, at: number): number {
-  const n = Number.parseInt(message.toString('latin1', at, at + 4), 16);
-  return Number.isNaN(n) ? 0 : n;
+const HEX: Record<number, number> = {};
+for (let i = 0; i < 16; i++) {
+  HEX['0123456789abcdef'.charCodeAt(i)] = i;
+  HEX['0123456789ABCDEF'.charCodeAt(i)] = i;
 }
 
 /**
- * A binding call's argument, as its length in characters and Playwright's binding name in front of
- * it, measured without building either: the argument is escaped twice (a JSON string in Playwright's
- * `{name, seq, serializedArgs}`, itself the JSON string `payload` of Chromium's message), and both
- * levels are decoded on the fly, character by character, with no copy of the message. A message of
- * another shape counts the payload's characters.
+ * Measures a binding call's argument as its bytes arrive, without keeping them: the argument is
+ * escaped twice (a JSON string in Playwright's `{name, seq, serializedArgs}`, itself the JSON string
+ * `payload` of Chromium's message), and both levels are decoded on the fly, one character at a time.
+ * `chars` is the argument's length in UTF-16 units (what the server counts); a call of another shape
+ * counts its payload's characters.
  */
-export function bindingArgument(message: Buffer): { name: string; chars: number } {
-  const outer = /"name":"([^"\\]{0,200})"/.exec(message.toString('latin1', 0, 300))?.[1] ?? '';
-  const from = message.indexOf(PAYLOAD_KEY);
-  if (from === -1) return { name: outer, chars: message.length };
-  // Level 2, fed one UTF-16 unit at a time: Playwright's JSON, then the argument's string.
-  let head = '';
-  let inArg = false;
-  let argDone = false;
-  let escaped = false;
-  let hexLeft = 0;
-  let argChars = 0;
-  let payloadChars = 0;
-  const feed = (unit: number): void => {
-    payloadChars++;
-    if (argDone) return;
-    if (!inArg) {
-      if (head.length < 1024) {
-        head += String.fromCharCode(unit);
-        if (head.endsWith(ARGS_OPEN)) inArg = true;
+export class BindingMeter {
+  /** The message's first bytes, until the payload starts. */
+  private prefix = '';
+  private inPayload = false;
+  private payloadDone = false;
+  /** Level 1 (Chromium's string): 0 plain, 1 after a backslash, 2–5 reading \uXXXX. */
+  private esc1 = 0;
+  private hex1 = 0;
+  /** Level 2 (Playwright's JSON), fed one UTF-16 unit at a time. */
+  private head = '';
+  private inArg = false;
+  private argDone = false;
+  private esc2 = false;
+  private hexLeft2 = 0;
+  private argChars = 0;
+  private payloadChars = 0;
+
+  push(bytes: Buffer): void {
+    let i = 0;
+    if (!this.inPayload) {
+      if (this.payloadDone) return;
+      const seen = this.prefix + bytes.toString('latin1', 0, Math.min(bytes.length, 512));
+      const at = seen.indexOf(PAYLOAD_KEY);
+      if (at === -1) {
+        this.prefix = seen.slice(-512);
+        return;
+      }
+      i = at + PAYLOAD_KEY.length - this.prefix.length;
+      this.prefix = seen.slice(0, at);
+      this.inPayload = true;
+    }
+    for (; i < bytes.length && !this.payloadDone; i++) this.byte(bytes[i]!);
+  }
+
+  private byte(b: number): void {
+    if (this.esc1 === 1) {
+      if (b === 0x75) {
+        this.esc1 = 2;
+        this.hex1 = 0;
+      } else {
+        this.esc1 = 0;
+        this.unit(ESCAPES[b] ?? b);
+      }
+    } else if (this.esc1 >= 2) {
+      this.hex1 = this.hex1 * 16 + (HEX[b] ?? 0);
+      if (++this.esc1 === 6) {
+        this.esc1 = 0;
+        this.unit(this.hex1);
+      }
+    } else if (b === 0x5c) this.esc1 = 1;
+    else if (b === 0x22) {
+      this.payloadDone = true;
+      this.inPayload = false;
+    } else if (b < 0x80) this.unit(b);
+    else if (b >= 0xf0) {
+      this.unit(0xd800);
+      this.unit(0xdc00);
+    } else if (b >= 0xc0) this.unit(0x80);
+    // continuation bytes belong to their lead byte
+  }
+
+  private unit(u: number): void {
+    this.payloadChars++;
+    if (this.argDone) return;
+    if (!this.inArg) {
+      if (this.head.length < 1024) {
+        this.head += String.fromCharCode(u);
+        if (this.head.endsWith(ARGS_OPEN)) this.inArg = true;
       }
       return;
     }
-    if (hexLeft > 0) hexLeft--;
-    else if (escaped) {
-      escaped = false;
-      argChars++;
-      if (unit === 0x75) hexLeft = 4;
-    } else if (unit === 0x5c) escaped = true;
-    else if (unit === 0x22) argDone = true;
-    else argChars++;
-  };
-  // Level 1: Chromium's JSON string, byte by byte (UTF-8; escapes, \uXXXX included).
-  for (let i = from + PAYLOAD_KEY.length; i < message.length; i++) {
-    const b = message[i]!;
-    if (b === 0x22) break;
-    if (b === 0x5c) {
-      const e = message[i + 1] ?? 0;
-      if (e === 0x75) {
-        feed(hexAt(message, i + 2));
-        i += 5;
-      } else {
-        feed(ESCAPES[e] ?? e);
-        i += 1;
-      }
-    } else if (b < 0x80) feed(b);
-    else if (b >= 0xf0) {
-      feed(0xd800);
-      feed(0xdc00);
-    } else if (b >= 0xc0) feed(0x80);
-    // continuation bytes belong to their lead byte
+    if (this.hexLeft2 > 0) this.hexLeft2--;
+    else if (this.esc2) {
+      this.esc2 = false;
+      this.argChars++;
+      if (u === 0x75) this.hexLeft2 = 4;
+    } else if (u === 0x5c) this.esc2 = true;
+    else if (u === 0x22) this.argDone = true;
+    else this.argChars++;
   }
-  if (!inArg) return { name: outer, chars: payloadChars };
-  const name = /^\{"name":"([^"\\]{0,200})"/.exec(head)?.[1] ?? outer;
-  return { name, chars: argChars };
+
+  /** Characters so far: the argument's, or the payload's for a call not of Playwright's shape. */
+  get chars(): number {
+    return this.inArg ? this.argChars : this.payloadChars;
+  }
+
+  /** Playwright's binding name inside the payload, else the call's own (from the message's start). */
+  get name(): string {
+    const inner = /^\{"name":"([^"\\]{0,200})"/.exec(this.head)?.[1];
+    return inner ?? /"name":"([^"\\]{0,200})"/.exec(this.prefix)?.[1] ?? '';
+  }
+}
+
+/** A whole binding call measured at once (tests; the relay measures as bytes arrive). */
+export function bindingArgument(message: Buffer): { name: string; chars: number } {
+  const meter = new BindingMeter();
+  meter.push(message);
+  return { name: meter.name, chars: meter.chars };
 }
 
 const MAX_ESCAPE = 7;
@@ -175,25 +219,24 @@ export class RelayFilter {
 
   constructor(private readonly limits: RelayLimits) {}
 
-  /** True to forward `message`. */
-  pass(message: Buffer): boolean {
+  /** True to forward `message` (whole; `meter` when its binding call was measured as it arrived). */
+  pass(message: Buffer, meter?: BindingMeter): boolean {
     const method = pageMethod(message);
     if (method === null) return true;
     if (method === 'Runtime.bindingCalled') {
       if (message.length <= this.limits.maxBindingChars) return true;
-      // Escaped twice, one character of the argument takes at most 7 bytes here (a control character,
-      // \\u0001): past that the argument is over its bound whatever it holds, and is not even parsed.
-      if (message.length > MAX_ESCAPE * this.limits.maxBindingChars + 65536) {
-        this.drop(method, message.length, 'oversize', '', message.length);
+      if (message.length > this.bindingCap) {
+        this.dropped(method, message.length);
         return false;
       }
-      const { name, chars } = bindingArgument(message);
-      if (chars <= this.limits.maxBindingChars) return true;
-      this.drop(method, message.length, 'oversize', name, chars);
+      const measured = meter ?? new BindingMeter();
+      if (!meter) measured.push(message);
+      if (measured.chars <= this.limits.maxBindingChars) return true;
+      this.dropped(method, message.length, measured);
       return false;
     }
     if (message.length > this.limits.maxOtherBytes) {
-      this.drop(method, message.length, 'oversize');
+      this.dropped(method, message.length);
       return false;
     }
     const session = sessionOf(message);
@@ -202,6 +245,29 @@ export class RelayFilter {
     if (bucket.take(message.length)) return true;
     this.drop(method, message.length, 'budget');
     return false;
+  }
+
+  /**
+   * Escaped twice, one character of a binding's argument takes at most 7 bytes (a control
+   * character, \\u0001): a call longer than this is over its bound whatever it holds.
+   */
+  get bindingCap(): number {
+    return MAX_ESCAPE * this.limits.maxBindingChars + 65536;
+  }
+
+  /** The most of a page-originated message of `method` worth keeping while it arrives. */
+  capOf(method: string): number {
+    return method === 'Runtime.bindingCalled' ? this.bindingCap : this.limits.maxOtherBytes;
+  }
+
+  /** True once a binding call measured so far is over its bound. */
+  overBound(meter: BindingMeter): boolean {
+    return meter.chars > this.limits.maxBindingChars;
+  }
+
+  /** An oversized message, dropped (`meter`: how much of a binding call's argument was measured). */
+  dropped(method: string, bytes: number, meter?: BindingMeter): void {
+    this.drop(method, bytes, 'oversize', meter?.name ?? '', meter ? meter.chars : bytes);
   }
 
   private drop(method: string, bytes: number, reason: 'oversize' | 'budget', binding?: string, chars = bytes): void {
@@ -219,6 +285,61 @@ export class RelayFilter {
     const out = [...this.unreported.values()];
     this.unreported.clear();
     return out;
+  }
+}
+
+/**
+ * Splits Chromium's pipe into messages (each ends with a NUL byte) and hands on those the filter
+ * passes. A page-originated message is classified by its first bytes; once it is over its bound its
+ * bytes are no longer kept (a binding call's argument is measured on the way), so what a page sends
+ * never sits whole in memory past its bound.
+ */
+export class RelayReader {
+  private parts: Buffer[] = [];
+  private size = 0;
+  private method: string | null | undefined;
+  private meter: BindingMeter | null = null;
+  private discarding = false;
+
+  constructor(
+    private readonly filter: RelayFilter,
+    private readonly forward: (message: Buffer, meter?: BindingMeter) => void,
+  ) {}
+
+  push(chunk: Buffer): void {
+    let start = 0;
+    for (let zero = chunk.indexOf(0); zero !== -1; zero = chunk.indexOf(0, start)) {
+      this.segment(chunk.subarray(start, zero), true);
+      start = zero + 1;
+    }
+    if (start < chunk.length) this.segment(chunk.subarray(start), false);
+  }
+
+  private segment(seg: Buffer, last: boolean): void {
+    const { filter } = this;
+    this.size += seg.length;
+    if (!this.discarding) {
+      this.parts.push(seg);
+      if (this.method === undefined && (this.size >= 64 || last)) {
+        this.method = pageMethod(this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts));
+        if (this.method === 'Runtime.bindingCalled') {
+          this.meter = new BindingMeter();
+          for (const p of this.parts) this.meter.push(p);
+        }
+      } else this.meter?.push(seg);
+      if (this.method && (this.size > filter.capOf(this.method) || (this.meter !== null && filter.overBound(this.meter)))) {
+        this.discarding = true;
+        this.parts = [];
+      }
+    } else if (this.meter !== null && this.size <= filter.bindingCap) this.meter.push(seg);
+    if (!last) return;
+    if (this.discarding) filter.dropped(this.method!, this.size, this.meter !== null && this.size <= filter.bindingCap ? this.meter : undefined);
+    else this.forward(this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts), this.meter ?? undefined);
+    this.parts = [];
+    this.size = 0;
+    this.method = undefined;
+    this.meter = null;
+    this.discarding = false;
   }
 }
 
@@ -292,8 +413,8 @@ function main(data: RelayWorkerData): void {
       fromBrowser.resume();
     } else setTimeout(resumeWhenDrained, 5);
   };
-  const forward = (message: Buffer): void => {
-    if (!filter.pass(message)) return;
+  const forward = (message: Buffer, measured?: BindingMeter): void => {
+    if (!filter.pass(message, measured)) return;
     if (client === null) {
       early.push(message);
       return;
@@ -305,17 +426,8 @@ function main(data: RelayWorkerData): void {
       setTimeout(resumeWhenDrained, 5);
     }
   };
-  let pending: Buffer[] = [];
-  fromBrowser.on('data', (chunk: Buffer) => {
-    let start = 0;
-    for (let zero = chunk.indexOf(0); zero !== -1; zero = chunk.indexOf(0, start)) {
-      pending.push(chunk.subarray(start, zero));
-      forward(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
-      pending = [];
-      start = zero + 1;
-    }
-    if (start < chunk.length) pending.push(chunk.subarray(start));
-  });
+  const reader = new RelayReader(filter, forward);
+  fromBrowser.on('data', (chunk: Buffer) => reader.push(chunk));
   const reporter = setInterval(() => {
     for (const r of filter.take()) report(r);
   }, REPORT_MS);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { bindingArgument, pageMethod, RelayFilter, sessionOf } from '../../src/browser/cdp-relay-worker.js';
+import { bindingArgument, pageMethod, RelayFilter, RelayReader, sessionOf } from '../../src/browser/cdp-relay-worker.js';
 
 const limits = { maxBindingChars: 1000, maxOtherBytes: 500, otherBudgetBytes: 2000, otherRefillBytesPerSecond: 1 };
 /** A binding call as Chromium writes it: Playwright's {name, seq, serializedArgs} as the payload string. */
@@ -74,5 +74,38 @@ describe('DevTools relay filter', () => {
     assert.equal(byKind['Runtime.consoleAPICalled/oversize']?.count, 1);
     assert.equal(byKind['Runtime.consoleAPICalled/budget']?.count, 40 - passed);
     assert.deepEqual(filter.take(), [], 'reported once');
+  });
+
+  test("the pipe's bytes, cut anywhere, give the same messages and drops; an oversized call is not kept while it arrives", () => {
+    const big = { maxBindingChars: 5000, maxOtherBytes: 2000, otherBudgetBytes: 1 << 20, otherRefillBytesPerSecond: 1 << 20 };
+    const messages = [
+      Buffer.from('{"id":1,"result":{}}'),
+      bindingCall('"quoted" 😀 '.repeat(200)),
+      consoleCall('x'.repeat(3000)),
+      bindingCall('y'.repeat(5001)),
+      Buffer.from('{"method":"Page.loadEventFired","params":{"timestamp":1},"sessionId":"S1"}'),
+      bindingCall('z'.repeat(40_000)),
+      consoleCall('small'),
+    ];
+    const pipe = Buffer.concat(messages.flatMap((m) => [m, Buffer.from([0])]));
+    const expected = [0, 1, 4, 6].map((i) => messages[i]!.toString('utf8'));
+    for (const cut of [1, 7, 63, 64, 65, 1000, pipe.length]) {
+      const filter = new RelayFilter(big);
+      const out: string[] = [];
+      const reader = new RelayReader(filter, (m, meter) => {
+        if (filter.pass(m, meter)) out.push(m.toString('utf8'));
+      });
+      for (let i = 0; i < pipe.length; i += cut) reader.push(pipe.subarray(i, i + cut));
+      assert.deepEqual(out, expected, `cut every ${cut} bytes`);
+      const drops = filter.take().map((d) => [d.method, d.binding ?? '', d.chars, d.count]);
+      assert.deepEqual(
+        drops,
+        [
+          ['Runtime.consoleAPICalled', '', messages[2]!.length, 1],
+          ['Runtime.bindingCalled', '__domcastEmit', 5001 + 40_000, 2],
+        ],
+        `drops, cut every ${cut} bytes`,
+      );
+    }
   });
 });
