@@ -128,7 +128,9 @@ export class ServerChild {
     const port = await freePort();
     const apiKey = randomBytes(24).toString('hex');
     const dataDir = mkdtempSync(join(tmpdir(), 'domcast-soak-'));
-    const child = spawn(process.execPath, [join(projectRoot, 'dist', 'cli.js'), 'serve'], {
+    // BENCH_SOAK_SERVER_NODE_ARGS: Node flags for the server alone (--cpu-prof --cpu-prof-dir=…, which NODE_OPTIONS refuses).
+    const nodeArgs = (process.env.BENCH_SOAK_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    const child = spawn(process.execPath, [...nodeArgs, join(projectRoot, 'dist', 'cli.js'), 'serve'], {
       cwd: projectRoot,
       env: { ...process.env, ...env, DOMCAST_API_KEY: apiKey, PORT: String(port), HOST: '127.0.0.1', DOMCAST_DATA_DIR: dataDir },
       stdio: ['ignore', 'pipe', 'pipe'],
