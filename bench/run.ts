@@ -593,7 +593,10 @@ async function measureServerIngest(stack: Stack, capture: Capture, n: number) {
       steps: [{ type: 'wait', description: 'replayed churn batches' }],
       visual: true,
       quality: 'standard',
-      limits: { bufferEvents: config.eventBufferSize },
+      // The page budgets (VISUAL_SESSION_MAX_MB at once, a thirty-second of it a second) exist to end
+      // a flooding page's run; this loop floods on purpose to find the server's ceiling, so its
+      // sessions get 1 GiB (32 MiB/s) instead of 64 MiB (2 MiB/s), else they stop within a second.
+      limits: { bufferEvents: config.eventBufferSize, maxSessionChars: 1024 * 1024 * 1024 },
       metrics,
     }),
   );

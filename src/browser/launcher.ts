@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import type { Browser, BrowserContext } from 'playwright-core';
 import type { Logger } from '../common/index.js';
-import { launchRelayed, relayLimits, relayOf } from './cdp-relay.js';
+import { launchRelayed, relayLimits, relayOf, type RelayDrop } from './cdp-relay.js';
 import { CHROMIUM_ARGS, PLAYWRIGHT_ARGS, findChromium } from './chromium.js';
 import type { NavigationPolicy } from './navigation-policy.js';
 
@@ -21,6 +21,8 @@ export interface LauncherOptions {
   isolation?: BrowserIsolation;
   /** VISUAL_MAX_EVENT_MB in characters: a page's binding call longer than this is dropped by the relay (default 16 MiB). */
   maxEventChars?: number;
+  /** Told of what any browser's relay dropped (for /health/visual). */
+  onDrop?: (drop: RelayDrop) => void;
 }
 
 /**
@@ -72,7 +74,10 @@ export class BrowserLauncher {
       limits: relayLimits(this.options.maxEventChars ?? 16 * 1024 * 1024),
     });
     this.options.log.debug({ executablePath, version: browser.version() }, 'chromium launched');
-    relayOf(browser)?.on('drop', (drop) => this.options.log.warn({ drop }, 'a page made its browser send more than the server reads; dropped unread'));
+    relayOf(browser)?.on('drop', (drop) => {
+      this.options.log.warn({ drop }, 'a page made its browser send more than the server reads; dropped unread');
+      this.options.onDrop?.(drop);
+    });
     if (this.closed) {
       await browser.close().catch(() => undefined);
       throw new Error('browser launcher is closed');

@@ -1,7 +1,7 @@
 import type { BrowserContext, Page } from 'playwright-core';
 import { AssetCapture, attachRecorder, RECORDER_BINDING, relayOf, type RelayDrop, guardRun, openShadowRoots, type AssetLimits, NavigationPolicy, screenshotMasks, type NavigationPolicyOptions, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
 import { BadRequestError, errorMessage, type Logger } from '../common/index.js';
-import type { RecordingLimits, Session, SessionRegistry, StreamMetrics } from '../session/index.js';
+import type { AssetTally, RecordingLimits, Session, SessionRegistry, StreamMetrics } from '../session/index.js';
 import { redactInputs, runWorkflow, secretRedactor, type Redact, type Workflow } from '../workflow/index.js';
 
 /** Keeps a captured body for a session under each URL that led to it. */
@@ -184,6 +184,7 @@ export class RunManager {
     };
     relay?.on('drop', dropped);
     let unguard = (): void => {};
+    let tally: AssetTally | undefined;
     try {
       if (signal.aborted) return;
       // Before any page exists: closed shadow roots are attached open, for steps and the recorder alike.
@@ -207,7 +208,11 @@ export class RunManager {
               }
             })
           : undefined;
-      if (capture) session.assets = capture.counts;
+      if (capture) {
+        session.assets = capture.counts;
+        this.deps.metrics.trackAssets(capture.counts);
+        tally = capture.counts;
+      }
       unguard = await guardRun(
         context,
         page,
@@ -264,6 +269,7 @@ export class RunManager {
       unguard();
       browser?.off('disconnected', browserGone);
       relay?.off('drop', dropped);
+      if (tally) this.deps.metrics.untrackAssets(tally);
       session.off('flood', flooded);
       await context.close().catch(() => undefined);
     }

@@ -55,6 +55,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
     log,
     isolation: config.browserIsolation,
     maxEventChars: config.recordingLimits.maxEventChars,
+    onDrop: (drop) => (metrics.devtoolsMessagesDropped += drop.count),
   });
   const runs = new RunManager({
     launcher,

@@ -3,4 +3,4 @@ export { Session, type StepResult } from './session.js';
 export { prepareBatch, measureJson, type BatchLimits, type LogEntry, type PreparedBatch } from './prepare.js';
 export { DEFAULT_LIMITS, MIB, type RecordingLimits } from './limits.js';
 export { SessionRegistry } from './registry.js';
-export { SampleWindow, StreamMetrics, roundMs } from './metrics.js';
+export { SampleWindow, StreamMetrics, roundMs, type AssetTally } from './metrics.js';

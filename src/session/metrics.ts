@@ -37,11 +37,47 @@ export class SampleWindow {
   }
 }
 
+/** What a run's browser captured of its page's assets (src/browser/asset-capture.ts keeps these up to date). */
+export interface AssetTally {
+  captured: number;
+  skipped: number;
+  bytes: number;
+}
+
 /** Process-wide counters for /health/visual. */
 export class StreamMetrics {
   totalEventsProcessed = 0;
   totalBatches = 0;
   rejectedEvents = 0;
+  /** Messages a page made its browser send that the DevTools relay dropped unread (src/browser/cdp-relay.ts). */
+  devtoolsMessagesDropped = 0;
+  /** Runs still capturing, whose counts move; ended runs are summed into `endedAssets`. */
+  private readonly capturing = new Set<AssetTally>();
+  private readonly endedAssets: AssetTally = { captured: 0, skipped: 0, bytes: 0 };
+
+  /** Counts a run's captured assets from now on, live. */
+  trackAssets(tally: AssetTally): void {
+    this.capturing.add(tally);
+  }
+
+  /** The run ended: its final counts join the totals. */
+  untrackAssets(tally: AssetTally): void {
+    if (!this.capturing.delete(tally)) return;
+    this.endedAssets.captured += tally.captured;
+    this.endedAssets.skipped += tally.skipped;
+    this.endedAssets.bytes += tally.bytes;
+  }
+
+  /** Assets captured and skipped by every run since start, running ones included. */
+  assetTotals(): AssetTally {
+    const total = { ...this.endedAssets };
+    for (const t of this.capturing) {
+      total.captured += t.captured;
+      total.skipped += t.skipped;
+      total.bytes += t.bytes;
+    }
+    return total;
+  }
   /** Page timestamp of an event → the moment it was handed to every viewer socket, in ms. */
   readonly latency = new SampleWindow();
 }

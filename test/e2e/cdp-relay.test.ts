@@ -25,8 +25,10 @@ async function until(what: string, check: () => boolean, ms = 10_000): Promise<v
 
 describe("the DevTools relay: a page's oversized messages never reach the server's loop", () => {
   let launcher: BrowserLauncher;
+  /** What the launcher was told of, for /health/visual. */
+  const told: RelayDrop[] = [];
   before(() => {
-    launcher = new BrowserLauncher({ log: pino({ level: 'silent' }), maxEventChars: 4 * MIB });
+    launcher = new BrowserLauncher({ log: pino({ level: 'silent' }), maxEventChars: 4 * MIB, onDrop: (d) => told.push(d) });
   });
   after(async () => {
     await launcher?.close();
@@ -64,6 +66,7 @@ describe("the DevTools relay: a page's oversized messages never reach the server
     const consoleDrop = drops.find((d) => d.method === 'Runtime.consoleAPICalled');
     assert.equal(consoleDrop?.reason, 'oversize');
     assert.equal(await page.textContent('p'), 'relay', 'the page is still driven through the relay');
+    assert.deepEqual(told.map((d) => d.method).sort(), drops.map((d) => d.method).sort(), 'the launcher hears of every drop (counted in /health/visual)');
     await context.close();
   });
 

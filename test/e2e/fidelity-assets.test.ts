@@ -132,6 +132,10 @@ describe('fidelity: assets captured by the run\'s browser, canvases drawn by the
     assert.equal(session.status, 'succeeded', session.error ?? '');
     const record = (await (await fetch(`${stack.base}/workflows/${body.session_id}`)).json()) as { assets: { captured: number; skipped: number } };
     assert.ok(record.assets.captured >= 12, `captured ${JSON.stringify(record.assets)}`);
+    // Ops see the same in /health/visual, summed over runs (this stack ran only this one).
+    const health = (await (await fetch(`${stack.base}/health/visual`)).json()) as { assets: { captured: number; skipped: number; bytes: number } };
+    assert.equal(health.assets.captured, record.assets.captured, `health ${JSON.stringify(health.assets)}`);
+    assert.ok(health.assets.bytes > 0);
     await Promise.all([live.close(), late.close()]);
 
     // A restart: the recording and its assets come from the store.

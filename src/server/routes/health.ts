@@ -23,6 +23,10 @@ export function registerHealth(app: FastifyInstance, deps: AppDeps): void {
       latency_samples: metrics.latency.size,
       batches_processed: metrics.totalBatches,
       events_rejected: metrics.rejectedEvents,
+      /** Messages pages made their browsers send past their bounds, dropped unread by the DevTools relay (docs/SECURITY.md, Hostile pages). */
+      devtools_messages_dropped: metrics.devtoolsMessagesDropped,
+      /** Assets the runs' browsers captured (bodies stored once each, however many runs) and skipped (over a limit, failed), since start. */
+      assets: metrics.assetTotals(),
       viewers: hub.connectionCount,
       max_viewers: config.maxConnections,
       viewers_refused: hub.connectionsRefused,
