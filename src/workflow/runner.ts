@@ -197,7 +197,7 @@ export async function runWorkflow(page: Page, workflow: Workflow, options: RunOp
       const interrupt = err instanceof Interrupted ? err.interrupt : fatalSoFar(options.onInterrupt);
       const reason = interrupt?.reason ?? errorMessage(err).split('\n')[0] ?? 'unknown error';
       // The cause keeps Playwright's own text (secrets included) for a debugger; only the message is shown.
-      const error = new StepError(index, selector, redact(`step ${index} (${step.type}${css ? ` ${css}` : ''}) failed: ${reason}`), { cause: err });
+      const error = new StepError(index, selector, redact(`step ${index + 1} (${step.type}${css ? ` ${css}` : ''}) failed: ${reason}`), { cause: err });
       const pageGone = interrupt?.fatal === true || page.isClosed();
       const screenshot = pageGone ? null : await page.screenshot({ timeout: 5000, ...masked(page, options.screenshotMask) }).catch(() => null);
       hooks.onStepFail(index, { durationMs: Date.now() - started, error: error.message, selector, screenshot });

@@ -4,17 +4,49 @@ import type { InputValue, Step, Workflow } from './schema.js';
 const PLACEHOLDER = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 const FILLED_FIELDS = ['url', 'value', 'selectedText', 'task', 'cssSelector', 'xpath', 'elementText', 'waitForElement', 'key'] as const;
 
-/** Checks inputs against the workflow's input_schema; throws BadRequestError naming the input. */
+const quoted = (names: string[]): string => names.map((n) => `"${n}"`).join(', ');
+
+/** Every `{name}` placeholder of the steps, with the first field that uses it. */
+function placeholders(workflow: Workflow): Map<string, string> {
+  const used = new Map<string, string>();
+  workflow.steps.forEach((step, index) => {
+    for (const field of FILLED_FIELDS) {
+      const v = (step as Record<string, unknown>)[field];
+      if (typeof v !== 'string') continue;
+      for (const m of v.matchAll(PLACEHOLDER)) if (!used.has(m[1]!)) used.set(m[1]!, `steps[${index}].${field}`);
+    }
+  });
+  return used;
+}
+
+/**
+ * Checks inputs against the workflow's input_schema and its placeholders, and throws one
+ * BadRequestError naming every problem at once: required inputs missing, placeholders with no
+ * input, values of the wrong type, and inputs the workflow does not take (a misspelled name).
+ */
 export function checkInputs(workflow: Workflow, inputs: Record<string, InputValue>): void {
+  const problems: string[] = [];
+  const declared = new Set(workflow.input_schema.map((i) => i.name));
+  const used = placeholders(workflow);
+  const missing = workflow.input_schema.filter((i) => i.required && inputs[i.name] === undefined).map((i) => i.name);
+  if (missing.length === 1) problems.push(`input "${missing[0]}" is required`);
+  else if (missing.length > 1) problems.push(`inputs ${quoted(missing)} are required`);
+  for (const [name, where] of used) {
+    if (inputs[name] === undefined && !missing.includes(name)) problems.push(`${where} uses {${name}} but no input "${name}" was given`);
+  }
   for (const item of workflow.input_schema) {
     const value = inputs[item.name];
-    if (value === undefined) {
-      if (item.required) throw new BadRequestError(`input "${item.name}" is required`);
-      continue;
-    }
+    if (value === undefined) continue;
     const expected = item.type === 'bool' ? 'boolean' : item.type;
-    if (typeof value !== expected) throw new BadRequestError(`input "${item.name}" must be a ${item.type}, got ${typeof value}`);
+    if (typeof value !== expected) problems.push(`input "${item.name}" must be a ${item.type}, got ${typeof value}`);
   }
+  const known = [...new Set([...declared, ...used.keys()])];
+  const unknown = Object.keys(inputs).filter((name) => !declared.has(name) && !used.has(name));
+  if (unknown.length > 0) {
+    const takes = known.length > 0 ? `this workflow takes ${quoted(known)}` : 'this workflow takes no inputs';
+    problems.push(`unknown input${unknown.length > 1 ? 's' : ''} ${quoted(unknown.map((n) => n.slice(0, 64)).slice(0, 20))} (${takes})`);
+  }
+  if (problems.length > 0) throw new BadRequestError(problems.join('; '));
 }
 
 function fill(text: string, inputs: Record<string, InputValue>, where: string): string {

@@ -52,7 +52,7 @@ describe('domcast run', () => {
     writeFileSync(file, JSON.stringify({ name: 'broken', steps: [{ type: 'navigation', url: `${pages.url}/shop.html` }, { type: 'click', cssSelector: '#ghost', timeoutMs: 500 }] }));
     const { code, stdout, stderr } = await domcast(['run', file]);
     assert.equal(code, 1);
-    assert.match(stderr, /✗ {2}2\. click \(\d+ ms\) — step 1 \(click #ghost\) failed: no element matches #ghost within 0\.5 s/);
+    assert.match(stderr, /✗ {2}2\. click \(\d+ ms\) — step 2 \(click #ghost\) failed: no element matches #ghost within 0\.5 s/);
     assert.equal((JSON.parse(stdout) as { status: string }).status, 'failed');
   });
 

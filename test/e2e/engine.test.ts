@@ -90,7 +90,7 @@ describe('the workflow engine', () => {
     const run = await record(stack, body.session_id);
     assert.equal(
       run.error,
-      'step 1 (click #ghost) failed: no element matches #ghost, nor xpath=//ghost, nor <button> with text "Ghost" within 1.5 s',
+      'step 2 (click #ghost) failed: no element matches #ghost, nor xpath=//ghost, nor <button> with text "Ghost" within 1.5 s',
     );
     assert.ok(run.steps[1]!.durationMs! >= 1500 && run.steps[1]!.durationMs! < 4000, `took ${run.steps[1]!.durationMs} ms`);
     assert.ok(Date.now() - started < 15_000);

@@ -50,7 +50,7 @@ describe('bad input and failed steps', () => {
       failure: Record<string, unknown> | null;
     };
     assert.equal(result.status, 'failed');
-    assert.match(result.error, /step 1 \(click #no-such-button\) failed/);
+    assert.match(result.error, /step 2 \(click #no-such-button\) failed/);
     assert.deepEqual(result.steps.map((s) => s.state), ['succeeded', 'failed', 'skipped']);
     assert.equal(result.steps[1]?.selector, '#no-such-button');
     assert.deepEqual(result.failure, {

@@ -96,12 +96,12 @@ describe('faults: a crashed page or a dead browser', () => {
     const { status, end } = await told(viewer);
     assert.ok(Date.now() - crashedAt < 5000, `told after ${Date.now() - crashedAt} ms`);
     assert.equal(status.status, 'failed');
-    assert.equal(status.error, 'step 1 (wait) failed: the page crashed (renderer process gone)');
+    assert.equal(status.error, 'step 2 (wait) failed: the page crashed (renderer process gone)');
     assert.equal(end.status, 'failed');
 
     const after = await state(stack, victim.id);
     assert.equal(after.status, 'failed');
-    assert.equal(after.error, 'step 1 (wait) failed: the page crashed (renderer process gone)');
+    assert.equal(after.error, 'step 2 (wait) failed: the page crashed (renderer process gone)');
     assert.deepEqual(after.steps.map((s) => s.state), ['succeeded', 'failed']);
 
     const other = await waitFor('the neighbour to end', async () => {
@@ -125,14 +125,14 @@ describe('faults: a crashed page or a dead browser', () => {
     const { status, end } = await told(viewer);
     assert.ok(Date.now() - killedAt < 5000, `told after ${Date.now() - killedAt} ms`);
     assert.equal(status.status, 'failed');
-    assert.equal(status.error, 'step 1 (wait) failed: the browser process exited');
+    assert.equal(status.error, 'step 2 (wait) failed: the browser process exited');
     assert.equal(end.status, 'failed');
     const s1 = await waitFor('the first session to end', async () => {
       const r = await state(stack, first.id);
       return ended(r) ? r : null;
     }, 5000);
     assert.equal(s1.status, 'failed');
-    assert.equal(s1.error, 'step 1 (wait) failed: the browser process exited');
+    assert.equal(s1.error, 'step 2 (wait) failed: the browser process exited');
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal((await state(stack, second.id)).status, 'running', 'the other run did not notice');
     assert.equal((await fetch(`${stack.base}/workflows/${second.id}/cancel`, { method: 'POST' })).status, 202);
@@ -164,7 +164,7 @@ describe('faults with BROWSER_ISOLATION=shared', () => {
           return ended(r) ? r : null;
         }, 5000);
         assert.equal(s.status, 'failed');
-        assert.equal(s.error, 'step 1 (wait) failed: the browser process exited');
+        assert.equal(s.error, 'step 2 (wait) failed: the browser process exited');
       }
       const next = await startHolding(stack, 500, false);
       assert.notEqual(await browserPid(next.page), pid, 'a new browser');

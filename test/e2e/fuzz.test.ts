@@ -76,7 +76,7 @@ class Gen {
 }
 
 const validBody = {
-  workflow: { name: 'fuzz', steps: [{ type: 'navigation', url: 'http://127.0.0.1:9/' }, { type: 'wait', ms: 1 }] },
+  workflow: { name: 'fuzz', input_schema: [{ name: 'a', type: 'string' }], steps: [{ type: 'navigation', url: 'http://127.0.0.1:9/' }, { type: 'wait', ms: 1 }] },
   inputs: { a: 'b' },
   visual_enabled: true,
 };

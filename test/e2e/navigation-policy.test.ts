@@ -152,7 +152,7 @@ describe('navigation policy (BLOCKED_HOSTS=localhost)', () => {
     ] as const) {
       const r = await run(stack, [{ type: 'navigation', url }]);
       assert.equal(r.status, 'failed', url);
-      assert.equal(r.error, `step 0 (navigation) failed: navigation to ${url} refused: scheme ${scheme} is not allowed (only http and https)`);
+      assert.equal(r.error, `step 1 (navigation) failed: navigation to ${url} refused: scheme ${scheme} is not allowed (only http and https)`);
       assert.deepEqual(r.steps.map((s) => s.state), ['failed']);
     }
   });
@@ -161,7 +161,7 @@ describe('navigation policy (BLOCKED_HOSTS=localhost)', () => {
     for (const url of ['http://169.254.169.254/latest/meta-data/', 'http://2852039166/latest/meta-data/', 'http://[::ffff:169.254.169.254]/']) {
       const r = await run(stack, [{ type: 'navigation', url }]);
       assert.equal(r.status, 'failed', url);
-      assert.match(r.error ?? '', /^step 0 \(navigation\) failed: navigation to \S+ refused: host \S+ is a link-local \/ cloud metadata address$/);
+      assert.match(r.error ?? '', /^step 1 \(navigation\) failed: navigation to \S+ refused: host \S+ is a link-local \/ cloud metadata address$/);
     }
   });
 
@@ -191,7 +191,7 @@ describe('navigation policy (BLOCKED_HOSTS=localhost)', () => {
     page.hits.length = 0;
     const r = await run(stack, [{ type: 'navigation', url: `${pageUrl}/hop1` }]);
     assert.equal(r.status, 'failed');
-    assert.equal(r.error, `step 0 (navigation) failed: navigation to http://${blocked}/landing refused: host localhost is in BLOCKED_HOSTS`);
+    assert.equal(r.error, `step 1 (navigation) failed: navigation to http://${blocked}/landing refused: host localhost is in BLOCKED_HOSTS`);
     assert.deepEqual(page.hits.map((h) => h.path), ['/hop1', '/hop2']);
     assert.deepEqual(other.hits, []);
   });
@@ -205,7 +205,7 @@ describe('navigation policy (BLOCKED_HOSTS=localhost)', () => {
     ]);
     assert.equal(r.status, 'failed');
     assert.deepEqual(r.steps.map((s) => s.state), ['succeeded', 'failed', 'skipped']);
-    assert.equal(r.error, `step 1 (click #out) failed: navigation to http://${blocked}/elsewhere refused: host localhost is in BLOCKED_HOSTS`);
+    assert.equal(r.error, `step 2 (click #out) failed: navigation to http://${blocked}/elsewhere refused: host localhost is in BLOCKED_HOSTS`);
     assert.deepEqual(other.hits, []);
   });
 
@@ -215,7 +215,7 @@ describe('navigation policy (BLOCKED_HOSTS=localhost)', () => {
       { type: 'wait', ms: 8000 },
     ]);
     assert.equal(r.status, 'failed');
-    assert.equal(r.error, `step 1 (wait) failed: navigation to http://${blocked}/later refused: host localhost is in BLOCKED_HOSTS`);
+    assert.equal(r.error, `step 2 (wait) failed: navigation to http://${blocked}/later refused: host localhost is in BLOCKED_HOSTS`);
     assert.ok((r.steps[1]?.durationMs ?? Infinity) < 3000, `the wait failed after ${r.steps[1]?.durationMs} ms`);
   });
 
@@ -252,7 +252,7 @@ describe('navigation policy (ALLOWED_HOSTS=127.0.0.1)', () => {
   test('a host that is not listed is refused, even one that resolves to a listed address', async () => {
     const r = await run(stack, [{ type: 'navigation', url: `http://localhost:${site.port}/page` }]);
     assert.equal(r.status, 'failed');
-    assert.equal(r.error, `step 0 (navigation) failed: navigation to http://localhost:${site.port}/page refused: host localhost is not in ALLOWED_HOSTS`);
+    assert.equal(r.error, `step 1 (navigation) failed: navigation to http://localhost:${site.port}/page refused: host localhost is not in ALLOWED_HOSTS`);
     assert.deepEqual(site.hits, []);
   });
 

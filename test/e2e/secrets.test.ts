@@ -61,7 +61,7 @@ describe('secret inputs in a failed run', () => {
   /** Runs `steps` with the secret as `api_token`; returns the session's answer, every stream frame and the exported events, as text. */
   async function run(steps: unknown[]): Promise<{ id: string; record: Record<string, unknown>; texts: Record<string, string> }> {
     const { status, body } = await execute(base, {
-      workflow: { name: 'secret', input_schema: [{ name: 'api_token', type: 'string', required: true }], steps },
+      workflow: { name: 'secret', input_schema: [{ name: 'api_token', type: 'string', required: true }, { name: 'user', type: 'string' }], steps },
       inputs: { api_token: SECRET, user: 'ada' },
       visual_enabled: true,
     });
@@ -93,7 +93,7 @@ describe('secret inputs in a failed run', () => {
       { type: 'navigation', url: `${site.origin}/missing/{api_token}` },
     ]);
     assert.equal(record.status, 'failed');
-    assert.match(String(record.error), /^step 2 \(navigation\) failed: navigation to http:\/\/127\.0\.0\.1:\d+\/missing\/\[redacted\] answered HTTP 404$/);
+    assert.match(String(record.error), /^step 3 \(navigation\) failed: navigation to http:\/\/127\.0\.0\.1:\d+\/missing\/\[redacted\] answered HTTP 404$/);
     const steps = record.steps as { state: string; error?: string; matched?: string | null }[];
     assert.equal(steps[2]?.error, record.error);
     assert.equal(steps[1]?.matched, '#ok, [data-token="[redacted]"]');
@@ -120,7 +120,7 @@ describe('secret inputs in a failed run', () => {
       { type: 'click', cssSelector: '[data-token="{api_token}"]', timeoutMs: 300 },
     ]);
     assert.equal(record.status, 'failed');
-    assert.match(String(record.error), /^step 1 \(click \[data-token="\[redacted\]"\]\) failed: no element matches \[data-token="\[redacted\]"\]/);
+    assert.match(String(record.error), /^step 2 \(click \[data-token="\[redacted\]"\]\) failed: no element matches \[data-token="\[redacted\]"\]/);
     assert.deepEqual((record.failure as { selector: string }).selector, '[data-token="[redacted]"]');
     for (const [what, text] of Object.entries(texts)) assertNoSecret(what, text);
     for (const line of logLines) assertNoSecret('a log line', line);

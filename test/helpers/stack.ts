@@ -140,7 +140,11 @@ export function demoWorkflow(site: string, opts: { holdMs?: number; midWaitMs?: 
     name: 'e2e tour',
     description: 'signs in, adds todos, navigates',
     version: '1.0',
-    input_schema: [{ name: 'user', type: 'string', required: true }],
+    // api_token: optional and unused, for the tests that check a secret-looking input is redacted.
+    input_schema: [
+      { name: 'user', type: 'string', required: true },
+      { name: 'api_token', type: 'string', required: false },
+    ],
     steps: [
       { type: 'navigation', url: `${site}/index.html`, description: 'open' },
       { type: 'input', cssSelector: '#username', value: '{user}', description: 'user name' },

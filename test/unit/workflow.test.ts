@@ -230,4 +230,26 @@ describe('prepareWorkflow', () => {
     const err = badRequest(() => prepareWorkflow(wf([{ type: 'wait', ms: 1 }, { type: 'navigation', url: '{site}/x' }]), {}));
     assert.equal(err.message, 'steps[1].url uses {site} but no input "site" was given');
   });
+
+  test('every problem with the inputs is named at once: missing, unused placeholders, wrong types, unknown names', () => {
+    const schema = [
+      { name: 'user', type: 'string' as const, required: true },
+      { name: 'password', type: 'string' as const, required: true },
+      { name: 'count', type: 'number' as const },
+    ];
+    const steps = [{ type: 'navigation', url: '{site}/login' }, { type: 'input', cssSelector: '#u', value: '{user}' }];
+    const err = badRequest(() => prepareWorkflow(wf(steps, schema), { count: 'two', usr: 'ann' }));
+    assert.equal(
+      err.message,
+      'inputs "user", "password" are required; steps[0].url uses {site} but no input "site" was given; ' +
+        'input "count" must be a number, got string; unknown input "usr" (this workflow takes "user", "password", "count", "site")',
+    );
+  });
+
+  test('an input the workflow does not take is refused, naming what it takes (or that it takes none)', () => {
+    const one = badRequest(() => prepareWorkflow(wf([{ type: 'navigation', url: '{site}' }]), { site: 'https://x.test', stie: 'y' }));
+    assert.equal(one.message, 'unknown input "stie" (this workflow takes "site")');
+    const none = badRequest(() => prepareWorkflow(wf([{ type: 'wait', ms: 1 }]), { a: 1, b: 2 }));
+    assert.equal(none.message, 'unknown inputs "a", "b" (this workflow takes no inputs)');
+  });
 });
