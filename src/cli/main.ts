@@ -20,7 +20,7 @@ Usage:
 
 Settings (environment): PORT, HOST, VISUAL_STREAMING_ENABLED (true), VISUAL_WEBSOCKET_MAX_CONNECTIONS (100),
 VISUAL_EVENT_BUFFER_SIZE (1000), MAX_CONCURRENT_SESSIONS (4), WORKFLOWS_DIR (./workflows), DOMCAST_DATA_DIR (./data),
-DOMCAST_RETENTION_DAYS, DOMCAST_MAX_STORE_MB, CHROMIUM_PATH, LOG_LEVEL (info).
+DOMCAST_RETENTION_DAYS, DOMCAST_MAX_STORE_MB, CHROMIUM_PATH, LOG_LEVEL (info), LOG_FORMAT (pretty on a terminal, else json).
 Security and limits: DOMCAST_API_KEY, VIEWER_TOKEN_SECRET, VIEWER_TOKEN_TTL (1h), VIEWER_ORIGINS, ALLOWED_HOSTS,
 BLOCKED_HOSTS, MAX_BODY_BYTES (1 MiB), MAX_WORKFLOW_STEPS (500), VISUAL_MAX_CONNECTIONS_PER_IP (50),
 VISUAL_HEARTBEAT_MS (10000), EXECUTE_RATE_LIMIT (60 a minute), SHUTDOWN_GRACE_MS (30000). See docs/SECURITY.md.`;
@@ -30,7 +30,20 @@ async function serve(): Promise<number> {
   // Find (or install) Chromium now, so a missing browser is a clear error at start, not at the first run.
   const chromiumPath = findChromium({ explicitPath: config.chromiumPath, install: true, log: (m) => console.error(m) });
   const server = createServer(config, { chromiumPath });
-  const base = await server.listen();
+  let base: string;
+  try {
+    base = await server.listen();
+  } catch (err) {
+    await server.close().catch(() => undefined);
+    // A server's address is what its clients were given: say so, rather than pick another port as `run` and `demo` do.
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new ConfigError(`${config.host}:${config.port} is already in use (another domcast, or another program): stop it, or start on another port with PORT=…`);
+    }
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') {
+      throw new ConfigError(`not allowed to listen on ${config.host}:${config.port} (ports under 1024 need privileges): choose another with PORT=…`);
+    }
+    throw err;
+  }
   server.deps.log.info({ url: base, chromiumPath, apiKey: config.apiKey ? 'required' : 'off' }, 'domcast listening');
   if (!config.apiKey) server.deps.log.warn('DOMCAST_API_KEY is not set: anyone who can reach this address may use the API');
   let stopping = false;

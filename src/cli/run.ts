@@ -1,13 +1,14 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { BadRequestError, DomcastError, errorMessage } from '../common/index.js';
+import { BadRequestError, DomcastError, errorMessage, NotFoundError } from '../common/index.js';
 import { loadConfig } from '../server/index.js';
 import { describeIssues } from '../server/validation.js';
-import { prepareWorkflow, workflowSchema, type InputValue, type Workflow } from '../workflow/index.js';
+import { prepareWorkflow, WorkflowLibrary, workflowSchema, type InputValue, type Workflow } from '../workflow/index.js';
 import { startEmbeddedServer } from './embedded.js';
 import { followSteps } from './progress.js';
 
-export const RUN_USAGE = `domcast run <workflow.json> [--input name=value …] [--visual] [--quality standard|high] [--timeout ms] [--keep-serving]
+export const RUN_USAGE = `domcast run <workflow.json | stored name> [--input name=value …] [--visual] [--quality standard|high] [--timeout ms] [--keep-serving]
                [--mask-all-inputs] [--mask-text <css>] [--block <css>]`;
 
 /** A usage mistake: exit code 2, and the message says what to fix. */
@@ -32,8 +33,25 @@ export function readJsonFile(file: string): unknown {
   }
 }
 
+/**
+ * A workflow file, or, when no such file is there, a stored workflow by its name
+ * (`<WORKFLOWS_DIR>/<name>.json`, as `POST /workflows/execute` takes `name`): `domcast run demo`.
+ */
 function readWorkflow(file: string): Workflow {
-  const json = readJsonFile(file);
+  let json: unknown;
+  // A path (or an existing file) is read as a file; a bare name that is no file here is looked up.
+  if (/[\\/]/.test(file) || statSync(file, { throwIfNoEntry: false })?.isFile()) json = readJsonFile(file);
+  else {
+    const dir = resolve(process.env.WORKFLOWS_DIR?.trim() || './workflows');
+    try {
+      json = new WorkflowLibrary(dir).load(file);
+    } catch (err) {
+      if (err instanceof NotFoundError || (err instanceof BadRequestError && err.statusCode === 400)) {
+        throw new UsageError(`no workflow file "${file}", and no stored workflow of that name in ${dir} (WORKFLOWS_DIR)`);
+      }
+      throw new UsageError(errorMessage(err));
+    }
+  }
   const parsed = workflowSchema.safeParse(json);
   if (!parsed.success) throw new UsageError(`${file} is not a valid workflow: ${describeIssues(parsed.error.issues)}`);
   return parsed.data;

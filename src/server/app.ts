@@ -39,7 +39,7 @@ export interface Server {
 const QUEUED_AT_SHUTDOWN = 'cancelled: the server is shutting down; this run had not started';
 
 export function createServer(config: Config, options: { log?: Logger; chromiumPath?: string } = {}): Server {
-  const log = options.log ?? createLogger(config.logLevel);
+  const log = options.log ?? createLogger(config.logLevel, config.logFormat);
   const app: FastifyInstance = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: config.maxBodyBytes,
     logController: new LogController({ disableRequestLogging: true }),
     // An asset key is the base64url of a page's URL: up to Node's request-head limit, not find-my-way's 100.

@@ -85,6 +85,8 @@ const schema = z.object({
   EXECUTE_RATE_LIMIT: int(0, 1_000_000).default(60),
   SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `pretty` (one readable line per entry) or `json` (pino's lines, for a log pipeline); default pretty on a terminal, json otherwise. */
+  LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
 });
 
 export interface Config {
@@ -113,6 +115,8 @@ export interface Config {
   readonly maxStoreMb: number | undefined;
   readonly chromiumPath: string | undefined;
   readonly logLevel: string;
+  /** Undefined: pretty on a terminal, JSON otherwise. */
+  readonly logFormat: 'pretty' | 'json' | undefined;
   /** When set, every API call needs `Authorization: Bearer <key>`. */
   readonly apiKey: string | undefined;
   /** Signs viewer tokens; when unset the server keeps one in the data folder (or, without recordings, makes one per process). */
@@ -183,6 +187,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxStoreMb: c.DOMCAST_MAX_STORE_MB,
     chromiumPath: c.CHROMIUM_PATH,
     logLevel: c.LOG_LEVEL,
+    logFormat: c.LOG_FORMAT,
     apiKey: c.DOMCAST_API_KEY,
     viewerTokenSecret: c.VIEWER_TOKEN_SECRET,
     viewerTokenTtl: c.VIEWER_TOKEN_TTL,

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -10,8 +11,8 @@ import { projectRoot } from '../../src/common/index.js';
 const cli = join(projectRoot, 'dist', 'cli.js');
 const shop = join(projectRoot, 'test', 'fixtures', 'workflows', 'shop.json');
 
-function domcast(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [cli, ...args], { cwd: projectRoot, env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+function domcast(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [cli, ...args], { cwd: projectRoot, env: { ...process.env, PORT: '0', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -78,10 +79,36 @@ describe('domcast run', () => {
     }
   });
 
+  test('a stored workflow runs by its name, as the API takes it (WORKFLOWS_DIR); an unknown name says where it looked', async () => {
+    // Stored as `test`, which is also a folder where the command runs (as `demo` is in the project): the folder is not read.
+    const stored = mkdtempSync(join(tmpdir(), 'domcast-flows-'));
+    writeFileSync(join(stored, 'test.json'), readFileSync(shop));
+    const ran = await domcast(['run', 'test', '-i', `base_url=${pages.url}`, '-i', 'qty=2', '-i', 'size=Large', '-i', 'gift=no'], { WORKFLOWS_DIR: stored });
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.equal((JSON.parse(ran.stdout) as { outputs: Record<string, string> }).outputs.result, 'Bought 2 x Large');
+    const none = await domcast(['run', 'no-such-flow'], { WORKFLOWS_DIR: stored });
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /no workflow file "no-such-flow", and no stored workflow of that name in \S+domcast-flows-\w+ \(WORKFLOWS_DIR\)/);
+  });
+
+  test('serve on a port in use says so and exits 1, without a stack trace', async () => {
+    const busy = createServer(() => undefined);
+    await new Promise<void>((ok) => busy.listen(0, '127.0.0.1', ok));
+    try {
+      const port = (busy.address() as AddressInfo).port;
+      const { code, stderr } = await domcast(['serve'], { PORT: String(port), HOST: '127.0.0.1', DOMCAST_DATA_DIR: mkdtempSync(join(tmpdir(), 'domcast-cli-')) });
+      assert.equal(code, 1);
+      assert.match(stderr, new RegExp(`127\\.0\\.0\\.1:${port} is already in use \\(another domcast, or another program\\): stop it, or start on another port with PORT=`));
+      assert.doesNotMatch(stderr, /^\s+at /m, 'no stack trace');
+    } finally {
+      busy.close();
+    }
+  });
+
   test('--help explains run and serve', async () => {
     const { code, stdout } = await domcast(['--help']);
     assert.equal(code, 0);
-    assert.match(stdout, /domcast run <workflow\.json>/);
+    assert.match(stdout, /domcast run <workflow\.json \| stored name>/);
     assert.match(stdout, /domcast serve/);
   });
 });

@@ -69,6 +69,12 @@ describe('loadConfig', () => {
     assert.equal(config.logLevel, 'silent');
   });
 
+  test('LOG_FORMAT is pretty or json, unset by default (pretty on a terminal); anything else is refused', () => {
+    assert.equal(loadConfig({}).logFormat, undefined);
+    assert.equal(loadConfig({ LOG_FORMAT: 'json' }).logFormat, 'json');
+    assert.match(configError(() => loadConfig({ LOG_FORMAT: 'yaml' })).message, /LOG_FORMAT/);
+  });
+
   test('a non-numeric PORT throws a ConfigError naming PORT and its value', () => {
     const err = configError(() => loadConfig({ PORT: 'abc' }));
     assert.equal(err.code, 'CONFIG_INVALID');
