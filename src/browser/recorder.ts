@@ -179,11 +179,31 @@ export async function attachRecorder(
   images: ImageSource = 'inline',
 ): Promise<RecorderHandle> {
   await checkPrivacySelectors(page, privacy);
-  // The page's call resolves once the batch is in the log (large ones are prepared in a worker), so flush() means delivered.
-  await context.exposeBinding(BINDING, async (source, json: unknown) => {
-    if (source.page !== page || source.frame !== page.mainFrame() || typeof json !== 'string') return;
-    await onBatch(json);
+  // A raw DevTools binding, not Playwright's exposeBinding: a batch crosses the pipe escaped once and
+  // is parsed once here, with no answer sent back to the page per batch (Playwright wraps each call in
+  // a JSON envelope, parses it twice and evaluates its result back into the page). Only calls from
+  // the top frame's main world are taken.
+  const cdp = await context.newCDPSession(page);
+  const { frameTree } = await cdp.send('Page.getFrameTree');
+  const mainFrameId = frameTree.frame.id;
+  const mainWorld = new Set<number>();
+  cdp.on('Runtime.executionContextCreated', ({ context: created }) => {
+    const aux = created.auxData as { frameId?: string; isDefault?: boolean } | undefined;
+    if (aux?.isDefault === true && aux.frameId === mainFrameId) mainWorld.add(created.id);
   });
+  cdp.on('Runtime.executionContextDestroyed', ({ executionContextId }) => mainWorld.delete(executionContextId));
+  cdp.on('Runtime.executionContextsCleared', () => mainWorld.clear());
+  // Batches being taken in; flush() waits for them, so that it means delivered.
+  const inflight = new Set<Promise<void>>();
+  cdp.on('Runtime.bindingCalled', ({ name, payload, executionContextId }) => {
+    if (name !== BINDING || !mainWorld.has(executionContextId)) return;
+    const taken: Promise<void> = onBatch(payload)
+      .catch(() => undefined)
+      .finally(() => inflight.delete(taken));
+    inflight.add(taken);
+  });
+  await cdp.send('Runtime.enable');
+  await cdp.send('Runtime.addBinding', { name: BINDING });
   await context.addInitScript({ content: recorderScript(quality, privacy, images) });
   const callPage = async (fn: 'flush' | 'takeFullSnapshot'): Promise<void> => {
     if (page.isClosed()) return;
@@ -194,7 +214,11 @@ export async function attachRecorder(
       .evaluate(async (name) => {
         await window.__domcast?.[name]();
       }, fn)
-      .catch(() => undefined); // the page may be navigating or gone; the next document records afresh
+      .catch(() => undefined) // the page may be navigating or gone; the next document records afresh
+      // The page's calls during it arrived before its answer: once they are in, what it flushed is delivered.
+      .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      .then(() => Promise.all([...inflight]))
+      .then(() => undefined);
     await Promise.race([call, gaveUp]);
     clearTimeout(timer);
   };

@@ -57,7 +57,8 @@ const intrinsics = {
 
 function start(config: PageRecorderConfig): void {
   const { stringify, apply, defineProperty, freeze, setTimeout, clearTimeout, then, resolve, addEventListener } = intrinsics;
-  const send = (window as unknown as Record<string, (json: string) => Promise<void>>)[config.bindingName];
+  // A raw DevTools binding: it takes one string and answers nothing (undefined).
+  const send = (window as unknown as Record<string, (json: string) => unknown>)[config.bindingName];
   if (typeof send !== 'function') return;
   let buffer: eventWithTime[] = [];
   let count = 0;
@@ -72,7 +73,7 @@ function start(config: PageRecorderConfig): void {
     buffer = [];
     count = 0;
     // Serialized here so the server gets one string per batch, not a structured-clone walk per event.
-    const sent = apply(send, window, [stringify(batch)]) as Promise<void>;
+    const sent = resolve(apply(send, window, [stringify(batch)]) as undefined);
     return apply(then, sent, [ignore, ignore]) as Promise<void>;
   };
 
