@@ -9,40 +9,15 @@ const dist = join(root, 'dist');
 mkdirSync(join(dist, 'viewer'), { recursive: true });
 
 const browser = { bundle: true, format: 'iife', platform: 'browser', target: 'es2020', minify: true, legalComments: 'none', logLevel: 'warning' };
+const node = { bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning' };
 await Promise.all([
   build({ ...browser, entryPoints: [join(root, 'src/browser/page/recorder-entry.ts')], outfile: join(dist, 'page/recorder.js') }),
   build({ ...browser, entryPoints: [join(root, 'src/viewer/main.ts')], outfile: join(dist, 'viewer/viewer.js') }),
-  // Prepares large page batches off the event loop (src/session/ingest-pool.ts starts it).
-  build({
-    entryPoints: [join(root, 'src/session/ingest-worker.ts')],
-    outfile: join(dist, 'ingest-worker.js'),
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    logLevel: 'warning',
-  }),
+  // Prepares large page batches off the event loop (src/session/ingest-pool.ts starts it); bundled whole.
+  build({ ...node, entryPoints: [join(root, 'src/session/ingest-worker.ts')], outfile: join(dist, 'ingest-worker.js') }),
   // Relays each Chromium's DevTools pipe to Playwright and drops what a page makes it send past its bounds (src/browser/cdp-relay.ts starts it).
-  build({
-    entryPoints: [join(root, 'src/browser/cdp-relay-worker.ts')],
-    outfile: join(dist, 'cdp-relay-worker.js'),
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    logLevel: 'warning',
-  }),
-  build({
-    entryPoints: [join(root, 'src/cli/main.ts')],
-    outfile: join(dist, 'cli.js'),
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    packages: 'external',
-    logLevel: 'warning',
-  }),
+  build({ ...node, packages: 'external', entryPoints: [join(root, 'src/browser/cdp-relay-worker.ts')], outfile: join(dist, 'cdp-relay-worker.js') }),
+  build({ ...node, packages: 'external', entryPoints: [join(root, 'src/cli/main.ts')], outfile: join(dist, 'cli.js') }),
 ]);
 copyFileSync(join(root, 'src/viewer/index.html'), join(dist, 'viewer/index.html'));
 copyFileSync(join(root, 'src/viewer/viewer.css'), join(dist, 'viewer/viewer.css'));
