@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { TokenBucket } from '../session/budget.js';
 
 export interface RelayLimits {
   /** A page's binding call whose argument is longer than this (in characters) is dropped (VISUAL_MAX_EVENT_MB). */
@@ -189,31 +190,12 @@ export function bindingArgument(message: Buffer): { name: string; chars: number 
 
 const MAX_ESCAPE = 7;
 
-class Bucket {
-  private tokens: number;
-  private last = performance.now();
-  constructor(
-    private readonly capacity: number,
-    private readonly perSecond: number,
-  ) {
-    this.tokens = capacity;
-  }
-  take(amount: number): boolean {
-    const now = performance.now();
-    this.tokens = Math.min(this.capacity, this.tokens + ((now - this.last) / 1000) * this.perSecond);
-    this.last = now;
-    if (amount > this.tokens) return false;
-    this.tokens -= amount;
-    return true;
-  }
-}
-
 /**
  * Decides, message by message, what reaches the server. Binding calls are left to the server's own
  * budgets (src/session/ingest.ts) once they are of a size it would read; the rest is bounded here.
  */
 export class RelayFilter {
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets = new Map<string, TokenBucket>();
   /** Drops not yet reported, by method and reason: reported at most every REPORT_MS. */
   private readonly unreported = new Map<string, Extract<RelayReport, { type: 'dropped' }>>();
 
@@ -241,7 +223,7 @@ export class RelayFilter {
     }
     const session = sessionOf(message);
     let bucket = this.buckets.get(session);
-    if (!bucket) this.buckets.set(session, (bucket = new Bucket(this.limits.otherBudgetBytes, this.limits.otherRefillBytesPerSecond)));
+    if (!bucket) this.buckets.set(session, (bucket = new TokenBucket(this.limits.otherBudgetBytes, this.limits.otherRefillBytesPerSecond)));
     if (bucket.take(message.length)) return true;
     this.drop(method, message.length, 'budget');
     return false;

@@ -91,7 +91,6 @@ function fieldMasking(privacy: PrivacyOptions): Pick<PageRecorderConfig, 'maskIn
 
 /** The one binding through which a page hands batches of rrweb events to the server. */
 export const RECORDER_BINDING = '__domcastEmit';
-const BINDING = RECORDER_BINDING;
 
 /** Batching: a burst leaves the page as one call; nothing waits longer than FLUSH_MS (the issue allows 50). */
 const FLUSH_MS = 10;
@@ -149,7 +148,7 @@ export function recorderScript(quality: VisualQuality, privacy: PrivacyOptions, 
   bundle ??= readBuiltAsset('page/recorder.js');
   const { maskInputOptions, ...within } = fieldMasking(privacy);
   const config: PageRecorderConfig = {
-    bindingName: BINDING,
+    bindingName: RECORDER_BINDING,
     flushMs: FLUSH_MS,
     maxBatch: MAX_BATCH,
     ...within,
@@ -196,14 +195,14 @@ export async function attachRecorder(
   // Batches being taken in; flush() waits for them, so that it means delivered.
   const inflight = new Set<Promise<void>>();
   cdp.on('Runtime.bindingCalled', ({ name, payload, executionContextId }) => {
-    if (name !== BINDING || !mainWorld.has(executionContextId)) return;
+    if (name !== RECORDER_BINDING || !mainWorld.has(executionContextId)) return;
     const taken: Promise<void> = onBatch(payload)
       .catch(() => undefined)
       .finally(() => inflight.delete(taken));
     inflight.add(taken);
   });
   await cdp.send('Runtime.enable');
-  await cdp.send('Runtime.addBinding', { name: BINDING });
+  await cdp.send('Runtime.addBinding', { name: RECORDER_BINDING });
   await context.addInitScript({ content: recorderScript(quality, privacy, images) });
   const callPage = async (fn: 'flush' | 'takeFullSnapshot'): Promise<void> => {
     if (page.isClosed()) return;

@@ -1,5 +1,4 @@
 import { readFileSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { BadRequestError, DomcastError, errorMessage, NotFoundError } from '../common/index.js';
 import { loadConfig } from '../server/index.js';
@@ -42,7 +41,7 @@ function readWorkflow(file: string): Workflow {
   // A path (or an existing file) is read as a file; a bare name that is no file here is looked up.
   if (/[\\/]/.test(file) || statSync(file, { throwIfNoEntry: false })?.isFile()) json = readJsonFile(file);
   else {
-    const dir = resolve(process.env.WORKFLOWS_DIR?.trim() || './workflows');
+    const dir = loadConfig().workflowsDir;
     try {
       json = new WorkflowLibrary(dir).load(file);
     } catch (err) {

@@ -48,11 +48,8 @@ export class PageIngest {
   ingest(json: string): Promise<string | null> {
     if (this.target.isFinished()) return Promise.resolve(null);
     // Charged before anything else, oversized batches and those of a stopped recording too: a page cannot make us read (or refuse) without limit.
-    if (!this.chars.take(json.length)) {
-      const reason = `the page sent more than ${this.chars.capacity} chars at once or ${Math.round(this.chars.perSecond)} a second`;
-      this.target.flood(reason);
-      return Promise.resolve(reason);
-    }
+    const flooded = this.charge(json.length);
+    if (flooded) return Promise.resolve(flooded);
     if (this.target.isStopped()) return Promise.resolve(null);
     if (json.length > this.batchLimits.maxBatchChars) {
       return Promise.resolve(this.target.accept({ entries: [], rejected: 1, refused: `batch of ${json.length} chars is over ${this.batchLimits.maxBatchChars}` }));
@@ -78,13 +75,18 @@ export class PageIngest {
    */
   dropped(count: number, chars: number): string | null {
     if (this.target.isFinished()) return null;
-    if (!this.chars.take(chars)) {
-      const reason = `the page sent more than ${this.chars.capacity} chars at once or ${Math.round(this.chars.perSecond)} a second`;
-      this.target.flood(reason);
-      return reason;
-    }
+    const flooded = this.charge(chars);
+    if (flooded) return flooded;
     if (this.target.isStopped()) return null;
     return this.target.accept({ entries: [], rejected: count, refused: `${count} batch(es) of ${chars} chars in all over ${this.batchLimits.maxBatchChars}, dropped before the server read them` });
+  }
+
+  /** Charges `chars` to the page's budget of characters; past it, the run is flooded and why is returned. */
+  private charge(chars: number): string | null {
+    if (this.chars.take(chars)) return null;
+    const reason = `the page sent more than ${this.chars.capacity} chars at once or ${Math.round(this.chars.perSecond)} a second`;
+    this.target.flood(reason);
+    return reason;
   }
 
   private prepareHere(json: string): string | null {
