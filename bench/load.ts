@@ -285,13 +285,16 @@ async function runScenario(stack: Stack, pages: StaticSite, clients: Clients, sp
       if (ended) throw new Error(`run ${ended.id} ended ${ended.session.status} before its wait step: ${ended.session.error ?? 'no error'}`);
       return runs.every((r) => r.session.status === 'running' && r.session.currentStep === 1 && r.session.log.checkpointSeq > 0);
     },
-    120_000,
+    // Each run starts a Chromium of its own (BROWSER_ISOLATION=run), two at a time: on 2 cores 20 of
+    // them take minutes to be up, and that is the machine, not a failure (the figure is in the JSON).
+    Math.max(120_000, spec.sessions * 20_000),
     50,
   ).catch((err: unknown) => {
     const states = runs.map((r) => `${r.session.status}/step ${r.session.currentStep}/checkpoint ${r.session.log.checkpointSeq}`);
     throw new Error(`${err instanceof Error ? err.message : String(err)}; runs: ${[...new Set(states)].join(', ')}`);
   });
   trace.mark('sessions_ready');
+  progress(`${spec.key}: every run in its wait step after ${trace.marks.sessions_ready} s`);
 
   progress(`${spec.key}: connecting the viewers`);
   const connectLoad = new WindowLoad(clients.pids);

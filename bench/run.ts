@@ -3,6 +3,8 @@
  *
  *   npm run bench                      (builds, then runs this file)
  *   BENCH_SECONDS=5 npm run bench      (quick run: 5 s latency window)
+ *   BENCH_ONLY=latency npm run bench   (latency, its bare-pipeline baseline and late join only)
+ *   BENCH_ONLY=control npm run bench   (take control: a click in the viewer to the change in that viewer; bench/control.ts)
  *
  * Everything runs on 127.0.0.1 with the real server (in this process) and real Chromium.
  * The result is JSON on stdout and in bench/results/latest.json; progress goes to stderr.
@@ -12,11 +14,13 @@ import { createServer as createTcpServer, connect as tcpConnect, type AddressInf
 import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver, type IntervalHistogram } from 'node:perf_hooks';
 import type { Browser } from 'playwright-core';
 import { serveStatic, type StaticSite } from '../src/cli/static-site.js';
 import type { Session } from '../src/session/index.js';
 import { execute, launchViewerBrowser, startStack, waitFor, WsViewer, type Stack } from '../test/helpers/stack.js';
+import { startBarePipeline } from './bare.js';
+import { measureControl } from './control.js';
 import { envNumber } from './env.js';
 import { machineInfo, writeResult } from './results.js';
 import { machineCpu } from './proc-stat.js';
@@ -29,6 +33,8 @@ const PAGES_DIR = join(BENCH_DIR, 'pages');
 const BENCH_SECONDS = envNumber('BENCH_SECONDS', 30, 1, 600);
 const LATENCY_TARGET_P95_MS = 50;
 const LATENCY_WARMUP_MS = 2000;
+const LATE_JOIN_TRIES = 20;
+const LATE_JOIN_TARGET_P95_MS = 300;
 const BANDWIDTH_TARGET_RATIO = 30;
 /** The churn runs' wait step: long enough for every page to start on a loaded machine; they are cancelled after the window. */
 const INGEST_WAIT_MS = 60_000;
@@ -129,19 +135,27 @@ const mb = (bytes: number): number => round(bytes / (1024 * 1024));
 class Conditions {
   private readonly cpu0 = machineCpu();
   private readonly eld: IntervalHistogram = monitorEventLoopDelay({ resolution: 5 });
+  /** This process's garbage collections in the window (the server's pauses: a tail suspect). */
+  private readonly gcs: number[] = [];
+  private readonly gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) this.gcs.push(e.duration);
+  });
 
   constructor() {
     this.eld.enable();
+    this.gc.observe({ entryTypes: ['gc'] });
   }
 
   stop() {
     this.eld.disable();
+    this.gc.disconnect();
     const cpu1 = machineCpu();
     const ms = (ns: number): number => round(ns / 1e6);
     const busy = this.cpu0 && cpu1 && cpu1.total > this.cpu0.total ? round(((cpu1.busy - this.cpu0.busy) / (cpu1.total - this.cpu0.total)) * 100) : null;
     return {
       machine_cpu_busy_percent: busy,
       event_loop_delay_ms: { p50: ms(this.eld.percentile(50)), p99: ms(this.eld.percentile(99)), max: ms(this.eld.max) },
+      server_gc: { count: this.gcs.length, total_ms: round(this.gcs.reduce((a, b) => a + b, 0)), max_ms: round(Math.max(0, ...this.gcs)) },
     };
   }
 }
@@ -157,7 +171,9 @@ class Conditions {
  * rebuilt document after a full snapshot).
  */
 const SAMPLER = `(() => {
-  const st = { mo: [], raf: [], lastMo: null, lastRaf: null, el: null, observer: null, attaches: 0, frames: 0, running: true, timer: 0 };
+  const st = { mo: [], raf: [], long: [], lastMo: null, lastRaf: null, el: null, observer: null, attaches: 0, frames: 0, running: true, timer: 0 };
+  // The viewer's own stalls (script, style, layout over 50 ms): what the replay costs its page.
+  try { new PerformanceObserver((l) => { for (const e of l.getEntries()) if (st.running) st.long.push(e.duration); }).observe({ type: 'longtask' }); } catch {}
   const find = () => {
     const iframe = document.querySelector('.replayer-wrapper iframe');
     const doc = iframe ? iframe.contentDocument : null;
@@ -195,15 +211,15 @@ const SAMPLER = `(() => {
   window.__bench = {
     ready: () => st.el !== null && st.mo.length > 0,
     drain: () => {
-      const out = { mo: st.mo, raf: st.raf, frames: st.frames, attaches: st.attaches };
-      st.mo = []; st.raf = []; st.frames = 0; st.attaches = 0;
+      const out = { mo: st.mo, raf: st.raf, frames: st.frames, attaches: st.attaches, long: st.long };
+      st.mo = []; st.raf = []; st.frames = 0; st.attaches = 0; st.long = [];
       return out;
     },
     take: () => {
       st.running = false;
       clearInterval(st.timer);
       if (st.observer) st.observer.disconnect();
-      return { mo: st.mo, raf: st.raf, frames: st.frames, attaches: st.attaches };
+      return { mo: st.mo, raf: st.raf, frames: st.frames, attaches: st.attaches, long: st.long };
     },
   };
 })()`;
@@ -213,6 +229,52 @@ interface SamplerResult {
   raf: number[];
   frames: number;
   attaches: number;
+  /** Long tasks (> 50 ms) of the viewer page, ms. */
+  long: number[];
+}
+
+/**
+ * Opens `viewerUrl` in `browser`, waits for the replayed clock to tick, drops a warm-up, then
+ * samples for `seconds`: the same probe for domcast's viewer and the bare pipeline's.
+ */
+async function sampleViewer(browser: Browser, viewerUrl: string, seconds: number, collect?: string) {
+  const page = await browser.newPage();
+  try {
+    await page.goto(viewerUrl);
+    await page.evaluate(SAMPLER);
+    await waitFor('the replayed #now to tick in the viewer', () => page.evaluate('window.__bench.ready()'), 30_000, 50);
+    // Warm-up: the first second or so after the viewer opens is the viewer's Chromium loading and
+    // building the page, which on 2 cores also starves the recorded page. Reported apart.
+    await page.evaluate('window.__bench.drain()');
+    await sleep(LATENCY_WARMUP_MS);
+    const warmup = (await page.evaluate('window.__bench.drain()')) as SamplerResult;
+    const conditions = new Conditions();
+    const started = Date.now();
+    await sleep(seconds * 1000);
+    const sampled = (await page.evaluate('window.__bench.take()')) as SamplerResult;
+    const windowMs = Date.now() - started;
+    const collected: unknown = collect ? await page.evaluate(collect) : undefined;
+    return { warmup, sampled, windowMs, conditions: conditions.stop(), collected };
+  } finally {
+    await page.close().catch(() => undefined);
+  }
+}
+
+function latencyFigures({ warmup, sampled, windowMs, conditions }: Awaited<ReturnType<typeof sampleViewer>>) {
+  return {
+    window_s: round(windowMs / 1000),
+    clock_interval_ms: 20,
+    expected_samples: Math.round(windowMs / 20),
+    warmup_s: LATENCY_WARMUP_MS / 1000,
+    warmup_mutation_observer_ms: distribution(warmup.mo),
+    mutation_observer_ms: distribution(sampled.mo),
+    raf_ms: distribution(sampled.raf),
+    viewer_frames: sampled.frames,
+    viewer_frame_rate: round(sampled.frames / (windowMs / 1000)),
+    observer_reattaches: sampled.attaches,
+    viewer_long_tasks: { count: sampled.long.length, max_ms: round(Math.max(0, ...sampled.long)), total_ms: round(sampled.long.reduce((a, b) => a + b, 0)) },
+    conditions,
+  };
 }
 
 async function measureLatency(stack: Stack, pages: StaticSite, browser: Browser, seconds = BENCH_SECONDS) {
@@ -228,54 +290,140 @@ async function measureLatency(stack: Stack, pages: StaticSite, browser: Browser,
     visual_enabled: true,
   });
   const session = sessionOf(stack, run.id);
-  const page = await browser.newPage();
-  try {
-    await page.goto(run.viewerUrl);
-    await page.evaluate(SAMPLER);
-    await waitFor('the replayed #now to tick in the viewer', () => page.evaluate('window.__bench.ready()'), 30_000, 50);
-    // Warm-up: the first second or so after the viewer opens is the viewer's Chromium loading and
-    // building the page, which on 2 cores also starves the recorded page. Reported apart.
-    await page.evaluate('window.__bench.drain()');
-    await sleep(LATENCY_WARMUP_MS);
-    const warmup = (await page.evaluate('window.__bench.drain()')) as SamplerResult;
-    const conditions = new Conditions();
-    const started = Date.now();
-    await sleep(seconds * 1000);
-    const sampled = (await page.evaluate('window.__bench.take()')) as SamplerResult;
-    const windowMs = Date.now() - started;
-    const during = conditions.stop();
-    const health = await visualHealth(stack.base);
-    const stillRunning = session.status === 'running';
-    progress('latency: waiting for the clock run to end');
-    await waitFor('the clock run to end', () => session.finished, 30_000, 100);
-    const mo = distribution(sampled.mo);
-    const raf = distribution(sampled.raf);
-    progress(`latency: MutationObserver p50 ${mo.p50} ms, p95 ${mo.p95} ms, p99 ${mo.p99} ms (${mo.samples} samples)`);
-    return {
-      target_p95_ms: LATENCY_TARGET_P95_MS,
-      meets_target: mo.p95 !== null && mo.p95 < LATENCY_TARGET_P95_MS,
-      window_s: round(windowMs / 1000),
-      clock_interval_ms: 20,
-      expected_samples: Math.round(windowMs / 20),
-      warmup_s: LATENCY_WARMUP_MS / 1000,
-      warmup_mutation_observer_ms: distribution(warmup.mo),
-      mutation_observer_ms: mo,
-      raf_ms: raf,
-      viewer_frames: sampled.frames,
-      viewer_frame_rate: round(sampled.frames / (windowMs / 1000)),
-      observer_reattaches: sampled.attaches,
-      run_still_running_at_end_of_window: stillRunning,
-      conditions: during,
-      server_health: {
-        note: 'page timestamp -> handed to viewer sockets, latest 4096 events of this server',
-        average_latency_ms: health.average_latency,
-        latency_p95_ms: health.latency_p95,
-        latency_samples: health.latency_samples,
-      },
+  const figures = latencyFigures(await sampleViewer(browser, run.viewerUrl, seconds));
+  const health = await visualHealth(stack.base);
+  const stillRunning = session.status === 'running';
+  progress('latency: waiting for the clock run to end');
+  await waitFor('the clock run to end', () => session.finished, 30_000, 100);
+  const recorded = (await (await fetch(`${stack.base}/workflows/${run.id}/events`)).json()) as { type: number }[];
+  const mo = figures.mutation_observer_ms;
+  progress(`latency: MutationObserver p50 ${mo.p50} ms, p95 ${mo.p95} ms, p99 ${mo.p99} ms (${mo.samples} samples)`);
+  return {
+    target_p95_ms: LATENCY_TARGET_P95_MS,
+    meets_target: mo.p95 !== null && mo.p95 < LATENCY_TARGET_P95_MS,
+    ...figures,
+    run_still_running_at_end_of_window: stillRunning,
+    server_health: {
+      note: 'page timestamp -> handed to viewer sockets, latest 4096 events of this server',
+      average_latency_ms: health.average_latency,
+      latency_p95_ms: health.latency_p95,
+      latency_samples: health.latency_samples,
+    },
+    json_per_event: jsonCost(recorded),
+  };
+}
+
+/**
+ * What JSON costs the server per event of this recording: a stringify and a parse of each event,
+ * repeated over the recording for at least 300 ms of each, on this process's loop. Full snapshots
+ * (type 2) apart: they are few and large.
+ */
+function jsonCost(events: readonly { type: number }[]) {
+  const time = (list: readonly { type: number }[]) => {
+    if (list.length === 0) return null;
+    const texts = list.map((e) => JSON.stringify(e));
+    const bytes = texts.reduce((a, t) => a + Buffer.byteLength(t), 0);
+    const loop = (fn: () => void): number => {
+      let n = 0;
+      const t0 = process.hrtime.bigint();
+      let elapsed = 0n;
+      while (elapsed < 300_000_000n) {
+        fn();
+        n++;
+        elapsed = process.hrtime.bigint() - t0;
+      }
+      return Number(elapsed) / 1000 / (n * list.length);
     };
+    const stringifyUs = loop(() => list.forEach((e) => JSON.stringify(e)));
+    const parseUs = loop(() => texts.forEach((t) => JSON.parse(t)));
+    return { events: list.length, mean_bytes: Math.round(bytes / list.length), stringify_us: round(stringifyUs, 2), parse_us: round(parseUs, 2) };
+  };
+  return {
+    note: 'µs per event on the server process, each event stringified and parsed alone; the server parses each page batch once and frames it once',
+    incremental: time(events.filter((e) => e.type !== 2)),
+    full_snapshots: time(events.filter((e) => e.type === 2)),
+  };
+}
+
+/** The bare pipeline (bench/bare.ts) on the same clock page, with the same probe: the baseline. */
+async function measureBareLatency(pages: StaticSite, browser: Browser, seconds = BENCH_SECONDS) {
+  progress(`latency baseline: the bare pipeline on the clock page for ${seconds} s`);
+  const bare = await startBarePipeline(`${pages.url}/clock.html`);
+  try {
+    const sampled = await sampleViewer(browser, bare.viewerUrl, seconds, 'window.__bareWork.splice(0)');
+    const figures = latencyFigures(sampled);
+    const mo = figures.mutation_observer_ms;
+    progress(`latency baseline: MutationObserver p50 ${mo.p50} ms, p95 ${mo.p95} ms, p99 ${mo.p99} ms (${mo.samples} samples)`);
+    // The bare viewer times each event it applies: rrweb's own work per event, which domcast's viewer does too.
+    const work = (sampled.collected ?? []) as [number, number][];
+    const viewerWork = {
+      note: 'per event applied by the bare viewer in the window: JSON.parse of the message, then rrweb Replayer.addEvent (live, applied at once)',
+      events: work.length,
+      parse_ms: distribution(work.map((w) => round(w[0], 3))),
+      apply_ms: distribution(work.map((w) => round(w[1], 3))),
+    };
+    return { ...figures, events: bare.events, viewer_work_per_event: viewerWork };
+  } finally {
+    await bare.close();
+  }
+}
+
+/** domcast against the bare pipeline, same run: the issue's targets are p95 ≤ 1.5× and p99 ≤ 2×. */
+function versusBare(domcast: ReturnType<typeof latencyFigures>, bare: ReturnType<typeof latencyFigures>) {
+  const ratio = (a: number | null, b: number | null): number | null => (a !== null && b ? round(a / b, 2) : null);
+  const p95 = ratio(domcast.mutation_observer_ms.p95, bare.mutation_observer_ms.p95);
+  const p99 = ratio(domcast.mutation_observer_ms.p99, bare.mutation_observer_ms.p99);
+  return {
+    p50_ratio: ratio(domcast.mutation_observer_ms.p50, bare.mutation_observer_ms.p50),
+    p95_ratio: p95,
+    p99_ratio: p99,
+    meets_p95_target_le_1_5: p95 !== null && p95 <= 1.5,
+    meets_p99_target_le_2: p99 !== null && p99 <= 2,
+  };
+}
+
+/**
+ * Late join: from opening a viewer link in an already open tab of a warm browser to the current
+ * page on screen (the replayed clock showing a value written after the link was opened), `tries`
+ * times on the same running session.
+ */
+async function measureLateJoin(stack: Stack, pages: StaticSite, browser: Browser, tries = LATE_JOIN_TRIES) {
+  progress(`late join: ${tries} viewer opens on a running clock page`);
+  const run = await startRun(stack, {
+    workflow: { name: 'bench late join', steps: [{ type: 'navigation', url: `${pages.url}/clock.html` }, { type: 'wait', ms: 120_000 }] },
+    visual_enabled: true,
+  });
+  const session = sessionOf(stack, run.id);
+  const page = await browser.newPage();
+  const times: number[] = [];
+  try {
+    await waitFor('the clock run to record its page', () => session.log.lastSeq > 2, 30_000, 50);
+    // Warm: the viewer's files are in the browser's cache, as for anyone who opened one before.
+    await page.goto(run.viewerUrl);
+    for (let i = 0; i < tries; i++) {
+      await page.goto('about:blank');
+      // Each try gets a fresh link, as a person who was sent one would.
+      const link = (await (await fetch(`${stack.base}/workflows/${run.id}`)).json()) as { viewer_url: string };
+      const opened = Date.now();
+      await page.goto(link.viewer_url, { waitUntil: 'commit' });
+      await page.waitForFunction(
+        (since) => {
+          const iframe = document.querySelector('.replayer-wrapper iframe') as HTMLIFrameElement | null;
+          const value = Number(iframe?.contentDocument?.getElementById('now')?.textContent);
+          return Number.isFinite(value) && value >= since;
+        },
+        opened,
+        { polling: 'raf', timeout: 10_000 },
+      );
+      times.push(Date.now() - opened);
+    }
   } finally {
     await page.close().catch(() => undefined);
+    await fetch(`${stack.base}/workflows/${run.id}/cancel`, { method: 'POST' }).catch(() => undefined);
   }
+  const ms = distribution(times);
+  progress(`late join: p50 ${ms.p50} ms, p95 ${ms.p95} ms over ${ms.samples} tries`);
+  return { tries, ms, target_p95_ms: LATE_JOIN_TARGET_P95_MS, meets_target: ms.p95 !== null && ms.p95 < LATE_JOIN_TARGET_P95_MS };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -686,7 +834,25 @@ async function main(): Promise<void> {
   let browser: Browser | undefined;
   try {
     browser = await launchViewerBrowser();
+    if (process.env.BENCH_ONLY === 'control') {
+      const control = await measureControl(stack, pages, browser, Math.min(200, BENCH_SECONDS * 10), progress);
+      writeResult('control.json', { bench: 'domcast', only: 'control', date: new Date().toISOString(), machine: machineInfo(loadAtStart), control, duration_s: round((Date.now() - startedAt) / 1000) });
+      progress('done (control only); written to bench/results/control.json');
+      await browser.close();
+      browser = undefined;
+      return;
+    }
     const latency = await measureLatency(stack, pages, browser);
+    const bare = await measureBareLatency(pages, browser);
+    const lateJoin = await measureLateJoin(stack, pages, browser);
+    if (process.env.BENCH_ONLY === 'latency') {
+      const result = { bench: 'domcast', only: 'latency', date: new Date().toISOString(), machine: machineInfo(loadAtStart), config: { bench_seconds: BENCH_SECONDS }, latency: { ...latency, bare_pipeline: bare, versus_bare_pipeline: versusBare(latency, bare) }, late_join: lateJoin, duration_s: round((Date.now() - startedAt) / 1000) };
+      writeResult('latency.json', result);
+      progress('done (latency only); written to bench/results/latency.json');
+      await browser.close();
+      browser = undefined;
+      return;
+    }
     // The same probe with the recordings store on (the default, as above) and off, in this run.
     const storeSeconds = Math.min(BENCH_SECONDS, 15);
     const storeOn = await measureLatency(stack, pages, browser, storeSeconds);
@@ -715,7 +881,8 @@ async function main(): Promise<void> {
       date: new Date().toISOString(),
       machine: machineInfo(loadAtStart),
       config: { bench_seconds: BENCH_SECONDS },
-      latency,
+      latency: { ...latency, bare_pipeline: bare, versus_bare_pipeline: versusBare(latency, bare) },
+      late_join: lateJoin,
       bandwidth,
       ingest: {
         one_session: one,

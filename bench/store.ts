@@ -43,6 +43,7 @@ export async function measureStoreWrites(events = 200_000, sessions = 10, batch 
     }
     await store.flush();
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const onDisk = await store.sizeBytes();
     return {
       events,
       sessions,
@@ -50,8 +51,8 @@ export async function measureStoreWrites(events = 200_000, sessions = 10, batch 
       seconds: round(seconds, 2),
       events_per_s: Math.round(events / seconds),
       json_mb: round(bytes / 1e6),
-      on_disk_mb: round(store.sizeBytes() / 1e6, 2),
-      compression_ratio: round(bytes / store.sizeBytes()),
+      on_disk_mb: round(onDisk / 1e6, 2),
+      compression_ratio: round(bytes / onDisk),
     };
   } finally {
     await store.close();
@@ -63,13 +64,13 @@ export async function measureStoreWrites(events = 200_000, sessions = 10, batch 
 export async function measureDiskPerMinute() {
   const stack = await startStack();
   try {
-    const before = stack.server.deps.store.sizeBytes();
+    const before = await stack.server.deps.store.sizeBytes();
     const workflow = JSON.parse(readFileSync(join(projectRoot, 'workflows', 'demo.json'), 'utf8')) as unknown;
     const { body } = await execute(stack.base, { workflow, inputs: { site_url: stack.site.url, username: 'ada', password: 'pw' }, visual_enabled: true });
     const session = stack.server.deps.registry.get(body.session_id)!;
     await waitFor('the demo run to end', () => session.finished, 90_000, 100);
     await stack.server.deps.store.flush();
-    const bytes = stack.server.deps.store.sizeBytes() - before;
+    const bytes = (await stack.server.deps.store.sizeBytes()) - before;
     const minutes = (session.endedAt! - session.startedAt!) / 60_000;
     return {
       run_s: round(minutes * 60),

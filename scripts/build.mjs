@@ -13,6 +13,10 @@ const node = { bundle: true, platform: 'node', format: 'esm', target: 'node20', 
 await Promise.all([
   build({ ...browser, entryPoints: [join(root, 'src/browser/page/recorder-entry.ts')], outfile: join(dist, 'page/recorder.js') }),
   build({ ...browser, entryPoints: [join(root, 'src/viewer/main.ts')], outfile: join(dist, 'viewer/viewer.js') }),
+  // The operator dashboard at / (src/server/routes/dashboard.ts serves it).
+  build({ ...browser, entryPoints: [join(root, 'src/dashboard/main.ts')], outfile: join(dist, 'dashboard/dashboard.js') }),
+  // The <domcast-viewer> custom element other sites load with <script type="module"> (GET /embed/domcast-viewer.js).
+  build({ ...browser, format: 'esm', entryPoints: [join(root, 'src/embed/element.ts')], outfile: join(dist, 'embed/domcast-viewer.js') }),
   // Prepares large page batches off the event loop (src/session/ingest-pool.ts starts it); bundled whole.
   build({ ...node, entryPoints: [join(root, 'src/session/ingest-worker.ts')], outfile: join(dist, 'ingest-worker.js') }),
   // Relays each Chromium's DevTools pipe to Playwright and drops what a page makes it send past its bounds (src/browser/cdp-relay.ts starts it).
@@ -22,3 +26,6 @@ await Promise.all([
 copyFileSync(join(root, 'src/viewer/index.html'), join(dist, 'viewer/index.html'));
 copyFileSync(join(root, 'src/viewer/viewer.css'), join(dist, 'viewer/viewer.css'));
 copyFileSync(join(root, 'node_modules/rrweb/dist/style.css'), join(dist, 'viewer/rrweb.css'));
+mkdirSync(join(dist, 'dashboard'), { recursive: true });
+copyFileSync(join(root, 'src/dashboard/index.html'), join(dist, 'dashboard/index.html'));
+copyFileSync(join(root, 'src/dashboard/dashboard.css'), join(dist, 'dashboard/dashboard.css'));

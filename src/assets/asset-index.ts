@@ -1,9 +1,9 @@
-/** What the index needs of the store (SqliteStore has it). */
+/** What the index needs of the store (every RecordingStore has it). */
 export interface AssetStore {
-  putAsset(sessionId: string, url: string, contentType: string, body: Buffer): { hash: string; isNew: boolean };
-  assetHash(sessionId: string, url: string): string | undefined;
-  assetBody(sessionId: string, hash: string): { contentType: string; body: Buffer } | undefined;
-  sessionAssetStats(sessionId: string): { count: number; bytes: number };
+  putAsset(sessionId: string, url: string, contentType: string, body: Buffer): Promise<{ hash: string; isNew: boolean }>;
+  assetHash(sessionId: string, url: string): Promise<string | undefined>;
+  assetBody(sessionId: string, hash: string): Promise<{ contentType: string; body: Buffer } | undefined>;
+  sessionAssetStats(sessionId: string): Promise<{ count: number; bytes: number }>;
 }
 
 /**
@@ -28,55 +28,61 @@ export class AssetIndex {
     private readonly maxWaiters = MAX_WAITERS,
   ) {}
 
-  put(sessionId: string, url: string, contentType: string, body: Buffer): { hash: string; isNew: boolean } {
-    const put = this.store.putAsset(sessionId, url, contentType, body);
+  async put(sessionId: string, url: string, contentType: string, body: Buffer): Promise<{ hash: string; isNew: boolean }> {
+    const put = await this.store.putAsset(sessionId, url, contentType, body);
     const key = waitKey(sessionId, url);
-    const waiters = this.waiting.get(key);
-    if (waiters) {
-      this.waiting.delete(key);
-      for (const wake of waiters) wake(put.hash);
-    }
+    for (const wake of [...(this.waiting.get(key) ?? [])]) wake(put.hash);
     return put;
   }
 
-  lookup(sessionId: string, url: string): string | undefined {
+  lookup(sessionId: string, url: string): Promise<string | undefined> {
     return this.store.assetHash(sessionId, url);
   }
 
   /** The URL's hash once it is captured, or undefined after `timeoutMs`, on `signal`, or at once when too many wait already. */
   waitFor(sessionId: string, url: string, timeoutMs: number, signal?: AbortSignal): Promise<string | undefined> {
-    const now = this.lookup(sessionId, url);
-    if (now !== undefined || timeoutMs <= 0 || signal?.aborted || this.waiters >= this.maxWaiters) return Promise.resolve(now);
+    if (timeoutMs <= 0 || signal?.aborted || this.waiters >= this.maxWaiters) return this.lookup(sessionId, url);
     const key = waitKey(sessionId, url);
-    return new Promise((resolve) => {
-      const wake: Waiter = (hash) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.waiters--;
-        resolve(hash);
-      };
-      const giveUp = () => {
-        const set = this.waiting.get(key);
-        set?.delete(wake);
-        if (set?.size === 0) this.waiting.delete(key);
-        wake(undefined);
-      };
-      const onAbort = () => giveUp();
-      const timer = setTimeout(giveUp, timeoutMs);
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.waiters++;
+    return new Promise((resolve, reject) => {
       let set = this.waiting.get(key);
       if (!set) this.waiting.set(key, (set = new Set()));
-      set.add(wake);
+      const waiting = set;
+      const leave = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', giveUp);
+        this.waiters--;
+        waiting.delete(wake);
+        if (waiting.size === 0 && this.waiting.get(key) === waiting) this.waiting.delete(key);
+      };
+      const wake: Waiter = (hash) => {
+        leave();
+        resolve(hash);
+      };
+      const giveUp = () => wake(undefined);
+      const timer = setTimeout(giveUp, timeoutMs);
+      signal?.addEventListener('abort', giveUp, { once: true });
+      this.waiters++;
+      waiting.add(wake);
+      // Waiting first, then looking: a capture that lands while the store is asked still wakes us.
+      this.lookup(sessionId, url).then(
+        (now) => {
+          if (now !== undefined && waiting.has(wake)) wake(now);
+        },
+        (err: unknown) => {
+          if (!waiting.has(wake)) return;
+          leave();
+          reject(err instanceof Error ? err : new Error(String(err)));
+        },
+      );
     });
   }
 
-  /** A body, only to a session that captured it (see SqliteStore.assetBody). */
-  body(sessionId: string, hash: string): { contentType: string; body: Buffer } | undefined {
+  /** A body, only to a session that captured it (see RecordingStore.assetBody). */
+  body(sessionId: string, hash: string): Promise<{ contentType: string; body: Buffer } | undefined> {
     return this.store.assetBody(sessionId, hash);
   }
 
-  stats(sessionId: string): { count: number; bytes: number } {
+  stats(sessionId: string): Promise<{ count: number; bytes: number }> {
     return this.store.sessionAssetStats(sessionId);
   }
 

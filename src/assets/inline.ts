@@ -2,8 +2,8 @@ import { assetPrefix, urlOfKey } from './paths.js';
 
 /** What inlining reads from the store: the hash a session's URL maps to, and that body. */
 export interface AssetSource {
-  assetHash(sessionId: string, url: string): string | undefined;
-  assetBody(sessionId: string, hash: string): { contentType: string; body: Buffer } | undefined;
+  assetHash(sessionId: string, url: string): Promise<string | undefined>;
+  assetBody(sessionId: string, hash: string): Promise<{ contentType: string; body: Buffer } | undefined>;
 }
 
 /**
@@ -12,19 +12,19 @@ export interface AssetSource {
  * anywhere (rrweb-player, another machine) without our server. A path whose body is missing is
  * left as it is. Each body is encoded once; `maxBytes` bounds what one export inlines in all.
  */
-export function* inlineAssets(pieces: Iterable<string>, sessionId: string, store: AssetSource, maxBytes = 512 * 1024 * 1024): Generator<string> {
+export async function* inlineAssets(pieces: AsyncIterable<string>, sessionId: string, store: AssetSource, maxBytes = 512 * 1024 * 1024): AsyncGenerator<string> {
   const escaped = assetPrefix(sessionId).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   // In JSON text a '/' may be written '\/': accept both.
   const pattern = new RegExp(escaped.replaceAll('\\/', '(?:\\\\?\\/)') + '([A-Za-z0-9_-]+)', 'g');
   const cache = new Map<string, string | null>();
   let spent = 0;
   /** The body of `key` as a data URL, or null when the session has none. */
-  const dataUrl = (key: string): string | null => {
+  const dataUrl = async (key: string): Promise<string | null> => {
     const cached = cache.get(key);
     if (cached !== undefined) return cached;
     const url = urlOfKey(key);
-    const hash = url ? store.assetHash(sessionId, url) : undefined;
-    const asset = hash ? store.assetBody(sessionId, hash) : undefined;
+    const hash = url ? await store.assetHash(sessionId, url) : undefined;
+    const asset = hash ? await store.assetBody(sessionId, hash) : undefined;
     let out: string | null = null;
     if (asset) {
       // Types come from the recorded site: keep only a plain type/subtype in the data URL.
@@ -34,14 +34,18 @@ export function* inlineAssets(pieces: Iterable<string>, sessionId: string, store
     cache.set(key, out);
     return out;
   };
-  for (const piece of pieces) {
-    yield piece.includes('/assets/') || piece.includes('\\/assets\\/')
-      ? piece.replace(pattern, (whole, key: string) => {
-          const inlined = dataUrl(key);
-          if (inlined === null || spent + inlined.length > maxBytes) return whole;
-          spent += inlined.length;
-          return inlined;
-        })
-      : piece;
+  for await (const piece of pieces) {
+    if (!piece.includes('/assets/') && !piece.includes('\\/assets\\/')) {
+      yield piece;
+      continue;
+    }
+    // The bodies are read into the cache first (String.replace cannot wait), then put in, in order.
+    for (const match of piece.matchAll(pattern)) await dataUrl(match[1]!);
+    yield piece.replace(pattern, (whole, key: string) => {
+      const data = cache.get(key) ?? null;
+      if (data === null || spent + data.length > maxBytes) return whole;
+      spent += data.length;
+      return data;
+    });
   }
 }

@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -329,6 +329,9 @@ const REPORT_MS = 250;
 const HIGH_WATER = 32 * 1024 * 1024;
 const LOW_WATER = 4 * 1024 * 1024;
 
+/** The nice value of a browser's scheduling group (the server's group is at 0): about a tenth of the server's weight each. */
+export const BROWSER_NICE = 10;
+
 function main(data: RelayWorkerData): void {
   const port = parentPort!;
   const report = (r: RelayReport): void => port.postMessage(r);
@@ -339,6 +342,19 @@ function main(data: RelayWorkerData): void {
     // Its own process group: the whole tree (renderers, GPU, zygote) goes with it.
     detached: true,
   });
+  // Below the server: on a saturated machine the browsers' pages slow down (navigation deadlines
+  // stretch for it, runs/manager.ts) while viewers, the API and the event log keep their CPU.
+  // Chromium sets its processes' nice values itself (as root, even below 0), so the priority goes
+  // on its scheduling group instead: detached, the browser leads a session of its own, which Linux
+  // (sched_autogroup) schedules as one group against the server's. Where there is no autogroup, the
+  // browser keeps the server's priority.
+  if (child.pid !== undefined) {
+    try {
+      writeFileSync(`/proc/${child.pid}/autogroup`, String(BROWSER_NICE));
+    } catch {
+      // No autogroup here (another kernel, another OS): nothing to lower.
+    }
+  }
   const toBrowser = child.stdio[3] as Writable;
   const fromBrowser = child.stdio[4] as Readable;
   let stderr = '';

@@ -75,7 +75,9 @@ export class BrowserLauncher {
     });
     this.options.log.debug({ executablePath, version: browser.version() }, 'chromium launched');
     relayOf(browser)?.on('drop', (drop) => {
-      this.options.log.warn({ drop }, 'a page made its browser send more than the server reads; dropped unread');
+      // A run's own browser: the run logs it with its session id (runs/manager.ts). A shared one's
+      // drop cannot be told apart by run, so it is logged here.
+      if (this.isolation !== 'run') this.options.log.warn({ drop }, 'a page made its browser send more than the server reads; dropped unread');
       this.options.onDrop?.(drop);
     });
     if (this.closed) {

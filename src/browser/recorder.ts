@@ -1,5 +1,8 @@
 import type { BrowserContext, Page } from 'playwright-core';
 import { DomcastError, readBuiltAsset } from '../common/index.js';
+import type { FrameRemap } from '../protocol/index.js';
+import { CrossOriginFrames } from './frames.js';
+import { CHECKPOINT_MARK, SNAPSHOT_MARK } from './page/checkpoint-mark.js';
 import type { PageRecorderConfig } from './page/recorder-entry.js';
 
 export type VisualQuality = 'standard' | 'high';
@@ -92,7 +95,11 @@ function fieldMasking(privacy: PrivacyOptions): Pick<PageRecorderConfig, 'maskIn
 /** The one binding through which a page hands batches of rrweb events to the server. */
 export const RECORDER_BINDING = '__domcastEmit';
 
-/** Batching: a burst leaves the page as one call; nothing waits longer than FLUSH_MS (the issue allows 50). */
+/**
+ * Batching: what a task emits leaves at the end of that task when the page was quiet for FLUSH_MS;
+ * on a busy page, events wait for the rest of FLUSH_MS after the last batch and leave together, so
+ * a page makes at most one call per FLUSH_MS besides full batches (recorder-entry.ts).
+ */
 const FLUSH_MS = 10;
 const MAX_BATCH = 500;
 
@@ -164,20 +171,43 @@ export interface RecorderHandle {
   takeFullSnapshot(): Promise<void>;
 }
 
+/** The recording of one page (tab) of a run; only the tab the session shows is `live`. */
+export interface PageRecorder extends RecorderHandle {
+  readonly page: Page;
+  /** False while this tab is not the one the session shows: its batches are dropped. */
+  readonly live: boolean;
+  /**
+   * Makes this tab's recording the session's: drops what the page sent before, takes everything
+   * after a fresh Meta + FullSnapshot. Resolves once that snapshot is delivered.
+   */
+  checkpoint(): Promise<void>;
+  /** Another tab is shown now: drop this one's batches. */
+  mute(): void;
+}
+
 /**
- * Injects the recorder into every document of `page` before its own scripts run. Each batch arrives
- * as the JSON text of an array of rrweb events; only the top frame of `page` is accepted.
- * Throws PrivacySelectorError, before anything is recorded, when a privacy selector is not valid CSS.
+ * The run's recorder script, for every document of every page of `context` (tabs and popups
+ * included), injected before the documents' own scripts. Throws PrivacySelectorError, before
+ * anything is recorded, when a privacy selector is not valid CSS (checked in `page`).
  */
-export async function attachRecorder(
+export async function installRecorder(
   context: BrowserContext,
   page: Page,
   quality: VisualQuality,
   privacy: PrivacyOptions,
-  onBatch: (json: string) => Promise<void>,
   images: ImageSource = 'inline',
-): Promise<RecorderHandle> {
+): Promise<void> {
   await checkPrivacySelectors(page, privacy);
+  await context.addInitScript({ content: recorderScript(quality, privacy, images) });
+}
+
+/**
+ * Takes the batches of `page`'s recorder. Each batch arrives as the JSON text of an array of rrweb
+ * events; only the top frame's main world is heard, and only while the recorder is live. Frames
+ * that record themselves (cross-origin ones) are heard through the binding of their own window
+ * (frames.ts): their batches come with `frame`, where they go in the page's stream.
+ */
+export async function recordPage(context: BrowserContext, page: Page, onBatch: (json: string, frame?: FrameRemap) => Promise<void>, live = true): Promise<PageRecorder> {
   // A raw DevTools binding, not Playwright's exposeBinding: a batch crosses the pipe escaped once and
   // is parsed once here, with no answer sent back to the page per batch (Playwright wraps each call in
   // a JSON envelope, parses it twice and evaluates its result back into the page). Only calls from
@@ -186,25 +216,50 @@ export async function attachRecorder(
   const { frameTree } = await cdp.send('Page.getFrameTree');
   const mainFrameId = frameTree.frame.id;
   const mainWorld = new Set<number>();
+  let awaitingMark = false;
+  // Batches being taken in; flush() waits for them, so that it means delivered.
+  const inflight = new Set<Promise<void>>();
+  const take = (payload: string, frame?: FrameRemap): void => {
+    if (!live) return;
+    const taken: Promise<void> = onBatch(payload, frame)
+      .catch(() => undefined)
+      .finally(() => inflight.delete(taken));
+    inflight.add(taken);
+  };
+  const frames = new CrossOriginFrames(context, mainFrameId, RECORDER_BINDING, { take });
+  const pageTarget = frames.watch(cdp);
   cdp.on('Runtime.executionContextCreated', ({ context: created }) => {
     const aux = created.auxData as { frameId?: string; isDefault?: boolean } | undefined;
     if (aux?.isDefault === true && aux.frameId === mainFrameId) mainWorld.add(created.id);
   });
-  cdp.on('Runtime.executionContextDestroyed', ({ executionContextId }) => mainWorld.delete(executionContextId));
-  cdp.on('Runtime.executionContextsCleared', () => mainWorld.clear());
-  // Batches being taken in; flush() waits for them, so that it means delivered.
-  const inflight = new Set<Promise<void>>();
+  cdp.on('Runtime.executionContextDestroyed', ({ executionContextId }) => {
+    if (mainWorld.delete(executionContextId)) frames.topGone();
+  });
+  cdp.on('Runtime.executionContextsCleared', () => {
+    mainWorld.clear();
+    frames.topGone();
+  });
   cdp.on('Runtime.bindingCalled', ({ name, payload, executionContextId }) => {
-    if (name !== RECORDER_BINDING || !mainWorld.has(executionContextId)) return;
-    const taken: Promise<void> = onBatch(payload)
-      .catch(() => undefined)
-      .finally(() => inflight.delete(taken));
-    inflight.add(taken);
+    if (name !== RECORDER_BINDING) return;
+    // Frames in the page's process (cross-origin ones of the same site) have the binding too.
+    if (!mainWorld.has(executionContextId)) return frames.called(pageTarget, executionContextId, payload);
+    if (payload === CHECKPOINT_MARK) {
+      // What follows is the fresh snapshot checkpoint() asked for: from here on this tab is shown.
+      if (awaitingMark) [awaitingMark, live] = [false, true];
+      return;
+    }
+    if (payload === SNAPSHOT_MARK) return frames.topSnapshot();
+    take(payload);
   });
   await cdp.send('Runtime.enable');
   await cdp.send('Runtime.addBinding', { name: RECORDER_BINDING });
-  await context.addInitScript({ content: recorderScript(quality, privacy, images) });
-  const callPage = async (fn: 'flush' | 'takeFullSnapshot'): Promise<void> => {
+  frames.greet(pageTarget);
+  // Cross-site frames run in processes of their own: each gets a session with the binding.
+  page.on('framenavigated', (frame) => {
+    if (frame !== page.mainFrame()) void frames.adopt(frame);
+  });
+  for (const frame of page.frames()) if (frame !== page.mainFrame()) void frames.adopt(frame);
+  const callPage = async (fn: 'flush' | 'takeFullSnapshot' | 'checkpoint'): Promise<void> => {
     if (page.isClosed()) return;
     let timer: NodeJS.Timeout | undefined;
     // A page that breaks what evaluate relies on (its own JSON, its promises) must not hold the run: we stop waiting.
@@ -214,6 +269,7 @@ export async function attachRecorder(
         await window.__domcast?.[name]();
       }, fn)
       .catch(() => undefined) // the page may be navigating or gone; the next document records afresh
+      .then(() => (fn === 'flush' ? frames.flush() : undefined))
       // The page's calls during it arrived before its answer: once they are in, what it flushed is delivered.
       .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
       .then(() => Promise.all([...inflight]))
@@ -221,5 +277,39 @@ export async function attachRecorder(
     await Promise.race([call, gaveUp]);
     clearTimeout(timer);
   };
-  return { flush: () => callPage('flush'), takeFullSnapshot: () => callPage('takeFullSnapshot') };
+  return {
+    page,
+    get live() {
+      return live;
+    },
+    flush: () => callPage('flush'),
+    takeFullSnapshot: () => callPage('takeFullSnapshot'),
+    async checkpoint() {
+      live = false;
+      awaitingMark = true;
+      await callPage('checkpoint');
+      // No mark (the page was between documents, or will not answer): show it anyway; its next
+      // document starts with a snapshot of its own.
+      if (awaitingMark) [awaitingMark, live] = [false, true];
+    },
+    mute() {
+      live = false;
+      awaitingMark = false;
+    },
+  };
+}
+
+/** installRecorder and recordPage for a run of one page. */
+export async function attachRecorder(
+  context: BrowserContext,
+  page: Page,
+  quality: VisualQuality,
+  privacy: PrivacyOptions,
+  onBatch: (json: string) => Promise<void>,
+  images: ImageSource = 'inline',
+): Promise<PageRecorder> {
+  await checkPrivacySelectors(page, privacy);
+  const recorder = await recordPage(context, page, onBatch);
+  await context.addInitScript({ content: recorderScript(quality, privacy, images) });
+  return recorder;
 }

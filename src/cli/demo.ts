@@ -1,78 +1,113 @@
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { join } from 'node:path';
-import { errorMessage, projectRoot } from '../common/index.js';
-import { loadConfig } from '../server/index.js';
+import { parseArgs } from 'node:util';
+import { ConfigError, projectRoot } from '../common/index.js';
+import { findChromium } from '../browser/index.js';
+import { loadConfig, type Config, type Server } from '../server/index.js';
+import type { Session } from '../session/index.js';
+import { prepareWorkflow, workflowSchema } from '../workflow/index.js';
+import { DEMO_PATH, DemoRuns, registerDemoRoute } from './demo-route.js';
+import { DEMO_SITE_PORT, parsePort, serveDemoSite } from './demo-site.js';
 import { startEmbeddedServer } from './embedded.js';
-import { followSteps } from './progress.js';
-import { serveStatic } from './static-site.js';
+import { followSteps, replayHint } from './progress.js';
+import { readJsonFile, UsageError } from './run.js';
 
-interface ExecuteAnswer {
-  session_id: string;
-  viewer_url: string | null;
-  error?: string;
-}
+export const DEMO_USAGE = 'domcast demo [--once] [--site-port 8080]';
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-async function startRun(base: string, apiKey: string, siteUrl: string): Promise<ExecuteAnswer> {
-  const res = await fetch(`${base}/workflows/execute`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
-    body: JSON.stringify({
-      workflow: JSON.parse(readFileSync(join(projectRoot, 'workflows', 'demo.json'), 'utf8')) as unknown,
-      inputs: { site_url: siteUrl, username: 'ada', password: 'correct horse battery staple' },
-      visual_enabled: true,
-      visual_quality: 'standard',
-    }),
-  });
-  const body = (await res.json()) as ExecuteAnswer;
-  if (!res.ok) throw new Error(`POST /workflows/execute answered ${res.status}: ${body.error ?? ''}`);
-  return body;
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+
+/** The demo workflow, its placeholders filled for the demo site at `siteUrl`. */
+function demoWorkflow(siteUrl: string) {
+  const file = join(projectRoot, 'workflows', 'demo.json');
+  const workflow = workflowSchema.parse(readJsonFile(file));
+  return prepareWorkflow(workflow, { site_url: siteUrl, username: 'ada', password: 'correct horse battery staple' });
 }
 
-/** `npm run demo`: the demo site, the server, a visual run of workflows/demo.json, and its viewer URL. */
-export async function runDemo(args: string[]): Promise<number> {
-  const once = args.includes('--once');
+/**
+ * `npm run demo`: the demo site on 127.0.0.1:8080, the server, and a short link (/demo) that
+ * starts a run of workflows/demo.json for whoever opens it. `--once` runs it at once and exits.
+ */
+export async function runDemo(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { once: { type: 'boolean', default: false }, 'site-port': { type: 'string' } },
+  });
+  if (positionals.length > 0) throw new UsageError(`unexpected "${positionals[0]}"; usage: ${DEMO_USAGE}`);
+  const sitePort = parsePort('--site-port', values['site-port'], DEMO_SITE_PORT);
   // The demo is secure by default: its API needs a key, made here unless one is given.
   const apiKey = process.env.DOMCAST_API_KEY || randomBytes(24).toString('hex');
-  const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env, DOMCAST_API_KEY: apiKey });
-  const site = await serveStatic(join(projectRoot, 'demo', 'site'));
-  const { server, base } = await startEmbeddedServer(config);
+  const loaded = loadConfig({ LOG_LEVEL: 'warn', ...process.env, DOMCAST_API_KEY: apiKey });
+  // The short link hands out viewer tokens to whoever opens it: only to this machine.
+  if (!isLoopback(loaded.host)) {
+    throw new ConfigError(`HOST=${loaded.host}: the demo listens on this machine only (127.0.0.1); for a server others reach, use domcast serve`);
+  }
+  console.log('Checking for Chromium…');
+  const config: Config = { ...loaded, chromiumPath: findChromium({ explicitPath: loaded.chromiumPath, install: true, log: (m) => console.log(m) }) };
+  const site = await serveDemoSite(sitePort, (m) => console.log(m));
+  const workflow = demoWorkflow(site.url);
+
+  let count = 0;
+  let shortLink = '';
+  let demoRuns: DemoRuns | undefined;
+  const finished: Promise<Session>[] = [];
+  const startRun = (server: Server): Session => {
+    const n = ++count;
+    const session = server.deps.runs.start({ workflow, visual: true, quality: 'standard', privacy: { maskAllInputs: false } });
+    console.log(`\n${bold(`Run ${n}`)} of "${workflow.name}" started (session ${session.id}).`);
+    finished.push(
+      followSteps(session, (line) => console.log(`run ${n}${line}`)).then((status) => {
+        const took = session.startedAt && session.endedAt ? ` in ${seconds(session.endedAt - session.startedAt)}` : '';
+        console.log(`Run ${n} ${status}${took}${session.error ? `: ${session.error}` : ''}.`);
+        if (!values.once) console.log(`Open ${shortLink} again to watch another run; Ctrl-C to stop.`);
+        return session;
+      }),
+    );
+    return session;
+  };
+  const { server, base } = await startEmbeddedServer(config, (m) => console.log(m), (s) => {
+    demoRuns = new DemoRuns(() => startRun(s));
+    registerDemoRoute(s.app, demoRuns, (id) => s.viewerUrl(id));
+  });
+  shortLink = `${base}${DEMO_PATH}`;
   const stop = async () => {
     await server.close();
     await site.close();
   };
-  console.log(`domcast is serving at ${base}  (demo site at ${site.url})`);
-  console.log(`API key: ${apiKey}  (try: curl -H 'Authorization: Bearer ${apiKey}' ${base}/workflows/sessions)`);
-  try {
-    for (;;) {
-      const run = await startRun(base, apiKey, site.url);
-      console.log(`\n${bold('Watch it live:')} ${bold(run.viewer_url ?? '(visual streaming is off)')}\n`);
-      const session = server.deps.registry.get(run.session_id);
-      const status = session ? await followSteps(session, (line) => console.log(line)) : 'unknown';
-      console.log(`\nRun ${status}. The viewer still shows its final page: ${run.viewer_url}`);
-      if (once) {
-        await stop();
-        return status === 'succeeded' ? 0 : 1;
-      }
-      if (!process.stdin.isTTY) {
-        console.log('Serving until Ctrl-C.');
-        await new Promise(() => {});
-      }
-      console.log('Press Enter to run the demo again, Ctrl-C to stop.');
-      await new Promise<void>((ok) => {
-        const rl = createInterface({ input: process.stdin });
-        rl.once('line', () => {
-          rl.close();
-          ok();
-        });
-      });
-    }
-  } catch (err) {
-    console.error(`demo failed: ${errorMessage(err)}`);
+
+  console.log(`The demo site is at ${site.url}`);
+  console.log(`The API and the dashboard are at ${base}  (API key: ${apiKey})`);
+  console.log(`  try: curl -H 'Authorization: Bearer ${apiKey}' ${base}/workflows/sessions`);
+
+  if (values.once) {
+    // Not a viewer: `--once` starts the run itself, and its link works only until the run ends.
+    demoRuns!.forViewer();
+    console.log(`\n${bold('Watch it while it runs:')} ${bold(shortLink)}`);
+    const session = await finished[0]!;
     await stop();
-    return 1;
+    console.log(`The server has stopped. ${replayHint(config, session.id)}`);
+    return session.status === 'succeeded' ? 0 : 1;
   }
+
+  console.log(`\n${bold('Watch the demo:')} ${bold(shortLink)}`);
+  console.log('Opening it starts a run of workflows/demo.json (about 20 s) and shows it from its first page; Ctrl-C to stop.');
+  await new Promise<void>((ok) => {
+    let first = 0;
+    // Ctrl-C reaches this process twice (from the terminal, and forwarded by scripts/demo.mjs): only a
+    // second press, a moment later, skips the orderly stop.
+    const onSignal = () => {
+      if (first === 0) {
+        first = Date.now();
+        ok();
+      } else if (Date.now() - first > 1000) process.exit(130);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  console.log('\nStopping…');
+  await stop();
+  return 0;
 }

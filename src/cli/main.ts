@@ -2,7 +2,9 @@
 import { ChromiumNotFoundError, ConfigError, errorMessage } from '../common/index.js';
 import { findChromium } from '../browser/index.js';
 import { createServer, loadConfig } from '../server/index.js';
-import { runDemo } from './demo.js';
+import { StoreError } from '../store/index.js';
+import { DEMO_USAGE, runDemo } from './demo.js';
+import { DEMO_SITE_USAGE, demoSiteCommand } from './demo-site.js';
 import { exportCommand, replayCommand } from './recordings.js';
 import { RUN_USAGE, UsageError, runCommand } from './run.js';
 
@@ -13,17 +15,22 @@ Usage:
       run a workflow file (browser-use/workflow-use format) here and now: a line per step on stderr,
       the outputs as JSON on stdout; --visual prints a live viewer URL; exit 0 on success, 1 on failure
   domcast serve            start the server (PORT, default 3000; HOST, default 127.0.0.1)
-  domcast demo [--once]    serve the demo site, run the demo workflow with visual on, print the viewer URL
-  domcast export <id>      the recording of a run as a JSON array of rrweb events on stdout (from DOMCAST_DATA_DIR)
+  ${DEMO_USAGE}
+      the demo site on 127.0.0.1:8080, the server, and a short link (http://127.0.0.1:3000/demo) that starts
+      a run of workflows/demo.json for whoever opens it; --once runs it at once and exits when it ends
+  ${DEMO_SITE_USAGE}
+      serve the demo site (demo/site) on 127.0.0.1, for workflows/demo.json and the README's examples
+  domcast export <id>      the recording of a run as a JSON array of rrweb events on stdout (from the store: DOMCAST_DATA_DIR or DOMCAST_DATABASE_URL)
   domcast replay <file>    serve any rrweb recording (ours or not) in the domcast viewer
   domcast --help           this text
 
 Settings (environment): PORT, HOST, VISUAL_STREAMING_ENABLED (true), VISUAL_WEBSOCKET_MAX_CONNECTIONS (100),
 VISUAL_EVENT_BUFFER_SIZE (1000), MAX_CONCURRENT_SESSIONS (4), WORKFLOWS_DIR (./workflows), DOMCAST_DATA_DIR (./data),
-DOMCAST_RETENTION_DAYS, DOMCAST_MAX_STORE_MB, CHROMIUM_PATH, LOG_LEVEL (info), LOG_FORMAT (pretty on a terminal, else json).
+DOMCAST_DATABASE_URL (PostgreSQL for the recordings), DOMCAST_RETENTION_DAYS, DOMCAST_MAX_STORE_MB, CHROMIUM_PATH, LOG_LEVEL (info), LOG_FORMAT (pretty on a terminal, else json).
 Security and limits: DOMCAST_API_KEY, VIEWER_TOKEN_SECRET, VIEWER_TOKEN_TTL (1h), VIEWER_ORIGINS, ALLOWED_HOSTS,
 BLOCKED_HOSTS, MAX_BODY_BYTES (1 MiB), MAX_WORKFLOW_STEPS (500), VISUAL_MAX_CONNECTIONS_PER_IP (50),
-VISUAL_HEARTBEAT_MS (10000), EXECUTE_RATE_LIMIT (60 a minute), SHUTDOWN_GRACE_MS (30000). See docs/SECURITY.md.`;
+VISUAL_HEARTBEAT_MS (10000), EXECUTE_RATE_LIMIT (60 a minute), SHUTDOWN_GRACE_MS (30000), TRUST_PROXY (false).
+See docs/SECURITY.md; the API's reference is at /docs once the server runs.`;
 
 async function serve(): Promise<number> {
   const config = loadConfig();
@@ -77,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'serve') return serve();
   if (command === 'demo') return runDemo(rest);
+  if (command === 'demo-site') return demoSiteCommand(rest);
   if (command === 'run') return runCommand(rest);
   if (command === 'export') return exportCommand(rest);
   if (command === 'replay') return replayCommand(rest);
@@ -91,7 +99,7 @@ main(process.argv.slice(2)).then(
       console.error(`domcast: ${err.message}`);
       process.exit(2);
     }
-    if (err instanceof ConfigError || err instanceof ChromiumNotFoundError) console.error(`domcast: ${err.message}`);
+    if (err instanceof ConfigError || err instanceof ChromiumNotFoundError || err instanceof StoreError) console.error(`domcast: ${err.message}`);
     else console.error(`domcast: ${errorMessage(err)}`, err);
     process.exit(1);
   },

@@ -1,3 +1,5 @@
+import { relative } from 'node:path';
+import type { Config } from '../server/index.js';
 import type { Session } from '../session/index.js';
 
 /** Follows a run, a line per finished step with its duration; resolves with the final status. */
@@ -20,4 +22,12 @@ export function followSteps(session: Session, print: (line: string) => void): Pr
     session.on('status', onStatus);
     onStatus();
   });
+}
+
+/** How to see a run again once the process that served it (and with it every viewer link) is gone. */
+export function replayHint(config: Config, sessionId: string): string {
+  if (!config.recordings) return 'Its recording was not kept (DOMCAST_RECORDINGS=false).';
+  const dataDir = relative(process.cwd(), config.dataDir) || '.';
+  const env = dataDir === 'data' ? '' : `DOMCAST_DATA_DIR=${config.dataDir} `;
+  return `Its recording is kept in ${dataDir}/; replay it with:\n  ${env}npx domcast export ${sessionId} > run.json && npx domcast replay run.json`;
 }

@@ -7,7 +7,7 @@ import { inlineAssets } from '../assets/index.js';
 import { errorMessage } from '../common/index.js';
 import { RrwebEventType } from '../protocol/index.js';
 import { loadConfig } from '../server/index.js';
-import { SqliteStore } from '../store/index.js';
+import { createStore, type RecordingStore } from '../store/index.js';
 import { createLogger } from '../common/index.js';
 import { startEmbeddedServer } from './embedded.js';
 import { UsageError, readJsonFile } from './run.js';
@@ -18,16 +18,19 @@ export async function exportCommand(argv: string[]): Promise<number> {
   if (positionals.length !== 1) throw new UsageError('usage: domcast export <session_id> > run.json');
   const id = positionals[0]!;
   const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env });
-  let store: SqliteStore;
+  let store: RecordingStore | undefined;
+  const where = config.databaseUrl !== undefined ? 'DOMCAST_DATABASE_URL' : `${config.dataDir} (DOMCAST_DATA_DIR)`;
   try {
-    store = new SqliteStore(config.dataDir, createLogger('silent'), { readOnly: true });
+    store = createStore(config, createLogger('silent'), { readOnly: true });
+    await store.open();
   } catch (err) {
-    throw new UsageError(`cannot open the store in ${config.dataDir} (DOMCAST_DATA_DIR): ${errorMessage(err)}`);
+    await store?.close();
+    throw new UsageError(`cannot open the store in ${where}: ${errorMessage(err)}`);
   }
   try {
-    if (!store.get(id)) throw new UsageError(`no recording of session ${id} in ${config.dataDir}`);
+    if (!(await store.get(id))) throw new UsageError(`no recording of session ${id} in ${where}`);
     // Captured assets travel inside the file as data: URLs: the export plays without our server.
-    for (const piece of inlineAssets(store.eventsJson(id), id, store)) process.stdout.write(piece);
+    for await (const piece of inlineAssets(store.eventsJson(id), id, store)) process.stdout.write(piece);
     process.stdout.write('\n');
     return 0;
   } finally {
@@ -60,7 +63,7 @@ export async function replayCommand(argv: string[]): Promise<number> {
   const file = positionals[0]!;
   const events = readRecording(file);
   // A scratch store: replaying a file leaves nothing behind in the real one.
-  const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env, DOMCAST_DATA_DIR: mkdtempSync(join(tmpdir(), 'domcast-replay-')) });
+  const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env, DOMCAST_DATA_DIR: mkdtempSync(join(tmpdir(), 'domcast-replay-')), DOMCAST_DATABASE_URL: '' });
   const { server } = await startEmbeddedServer(config);
   const first = JSON.parse(events[0]!) as { timestamp: number };
   const last = JSON.parse(events.at(-1)!) as { timestamp: number };

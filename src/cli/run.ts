@@ -5,7 +5,7 @@ import { loadConfig } from '../server/index.js';
 import { describeIssues } from '../server/validation.js';
 import { prepareWorkflow, WorkflowLibrary, workflowSchema, type InputValue, type Workflow } from '../workflow/index.js';
 import { startEmbeddedServer } from './embedded.js';
-import { followSteps } from './progress.js';
+import { followSteps, replayHint } from './progress.js';
 
 export const RUN_USAGE = `domcast run <workflow.json | stored name> [--input name=value …] [--visual] [--quality standard|high] [--timeout ms] [--keep-serving]
                [--mask-all-inputs] [--mask-text <css>] [--block <css>]`;
@@ -118,7 +118,7 @@ export async function runCommand(argv: string[]): Promise<number> {
 
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env, ...(values.visual ? {} : { PORT: '0' }) });
-  const { server } = await startEmbeddedServer(config, log);
+  const { server } = await startEmbeddedServer(config, log, undefined, 'stderr');
   try {
     const privacy = {
       maskAllInputs: values['mask-all-inputs'],
@@ -136,6 +136,8 @@ export async function runCommand(argv: string[]): Promise<number> {
       log(`The viewer keeps showing the final page at ${viewerUrl}; Ctrl-C to stop.`);
       await new Promise(() => {});
     }
+    // The live link dies with this process: say what still works instead.
+    if (values.visual) log(`The viewer link stops working now that the run is over (--keep-serving keeps it open). ${replayHint(config, session.id)}`);
     return status === 'succeeded' ? 0 : 1;
   } finally {
     await server.close();

@@ -29,6 +29,15 @@ export class BadRequestError extends DomcastError {
   }
 }
 
+/** A run's inputs were wrong: the message names every problem, `fields` says which input each one concerns. */
+export class InputsError extends BadRequestError {
+  readonly fields: Readonly<Record<string, string>>;
+  constructor(message: string, fields: Record<string, string>) {
+    super(message);
+    this.fields = fields;
+  }
+}
+
 export class NotFoundError extends BadRequestError {
   constructor(message: string) {
     super(message, 404, 'NOT_FOUND');

@@ -32,12 +32,14 @@ export function prettyLine(json: string, color: boolean): string {
 
 /**
  * The process's logger: pino's JSON lines on stdout, or with `format` pretty (the default when
- * stdout is a terminal) one readable line per entry.
+ * the output is a terminal) one readable line per entry. Commands whose stdout is their result
+ * (`domcast run` prints the run's JSON there) log to stderr instead.
  */
-export function createLogger(level: string, format?: 'pretty' | 'json'): Logger {
+export function createLogger(level: string, format?: 'pretty' | 'json', to: 'stdout' | 'stderr' = 'stdout'): Logger {
   const options = { level, base: { app: 'domcast' } };
-  const pretty = format === 'pretty' || (format === undefined && process.stdout.isTTY === true);
-  if (!pretty) return pino(options);
-  const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
-  return pino(options, { write: (line: string) => process.stdout.write(prettyLine(line, color)) });
+  const out = to === 'stderr' ? process.stderr : process.stdout;
+  const pretty = format === 'pretty' || (format === undefined && out.isTTY === true);
+  if (!pretty) return pino(options, to === 'stderr' ? pino.destination(2) : undefined);
+  const color = out.isTTY === true && !process.env.NO_COLOR;
+  return pino(options, { write: (line: string) => out.write(prettyLine(line, color)) });
 }

@@ -4,6 +4,10 @@
  */
 export const PROTOCOL_VERSION = 1;
 
+export * from './control.js';
+export * from './frames.js';
+import type { ControlView } from './control.js';
+
 /** `interrupted`: the server stopped while the run was in progress (found so in the store at the next start). */
 export type SessionStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'interrupted';
 export const TERMINAL_STATUSES: readonly SessionStatus[] = ['succeeded', 'failed', 'cancelled', 'interrupted'];
@@ -45,6 +49,10 @@ export interface HelloFrame {
   recordingStopped?: string | null;
   /** The run is kept in the recordings store, so a viewer can rewind it. */
   recorded: boolean;
+  /** The run's tabs, once it has opened more than one (also sent as `domcast.tabs` custom events). */
+  tabs?: TabState[];
+  /** Who drives the page (take control), and a `human` step's request. */
+  control?: ControlView;
 }
 
 /** `events[i]` has seq `from + i`. */
@@ -68,6 +76,7 @@ export interface StatusFrame {
   currentStep: number | null;
   error: string | null;
   recordingStopped?: string | null;
+  control?: ControlView;
 }
 
 /** Nothing more will come: the run ended, or its recording stopped (`reason` says why; the run may go on). */
@@ -125,6 +134,9 @@ export const CustomTag = {
   step: 'domcast.step',
   status: 'domcast.status',
   recording: 'domcast.recording',
+  tabs: 'domcast.tabs',
+  /** Take control: each take, release and input, for audit (ControlCustomPayload). */
+  control: 'domcast.control',
 } as const;
 
 export interface StepCustomPayload {
@@ -145,6 +157,19 @@ export interface StatusCustomPayload {
 export interface RecordingCustomPayload {
   state: 'stopped';
   reason: string;
+}
+
+/** A tab of the run (src/workflow/tabs.ts): the run's first page is 1, then in the order tabs opened. */
+export interface TabState {
+  index: number;
+  url: string;
+  active: boolean;
+  closed: boolean;
+}
+
+/** The run's tabs, when it has more than one; the stream shows the `active` one (its snapshot comes first). */
+export interface TabsCustomPayload {
+  tabs: TabState[];
 }
 
 export function visualPath(sessionId: string): string {

@@ -1,12 +1,13 @@
 import type { BrowserContext, Page } from 'playwright-core';
-import { AssetCapture, attachRecorder, RECORDER_BINDING, relayOf, type RelayDrop, guardRun, openShadowRoots, type AssetLimits, NavigationPolicy, screenshotMasks, type NavigationPolicyOptions, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
-import { BadRequestError, errorMessage, type Logger } from '../common/index.js';
+import { AssetCapture, installRecorder, recordPage, type PageRecorder, RECORDER_BINDING, relayOf, type RelayDrop, guardRun, openShadowRoots, type AssetLimits, NavigationPolicy, screenshotMasks, type NavigationPolicyOptions, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
+import { BadRequestError, errorMessage, machineLoad, type Logger } from '../common/index.js';
+import type { FrameRemap } from '../protocol/index.js';
 import type { AssetTally, RecordingLimits, Session, SessionRegistry, StreamMetrics } from '../session/index.js';
-import { redactInputs, runWorkflow, secretRedactor, type Redact, type Workflow } from '../workflow/index.js';
+import { redactInputs, runWorkflow, secretRedactor, Tabs, type Redact, type Workflow } from '../workflow/index.js';
 
 /** Keeps a captured body for a session under each URL that led to it. */
 export interface AssetSink {
-  put(sessionId: string, url: string, contentType: string, body: Buffer): unknown;
+  put(sessionId: string, url: string, contentType: string, body: Buffer): Promise<unknown>;
 }
 
 export interface StartRun {
@@ -24,6 +25,37 @@ export interface StartRun {
  * The run's logger with its secret inputs hidden in the fields that carry page or step text: a
  * refused request's URL (logged by the guard) can hold a value filled into a navigation.
  */
+/**
+ * `work`, or a rejection as soon as the run is cancelled or its context closes (the server closing
+ * its browsers): Playwright may never settle a page still being created in a browser that went away,
+ * and a run that never settles keeps the server from closing.
+ */
+function unlessStopped<T>(work: Promise<T>, signal: AbortSignal, context: BrowserContext): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const stop = (): void => {
+      done();
+      reject(new Error(signal.aborted ? 'cancelled' : 'the browser closed'));
+    };
+    const done = (): void => {
+      signal.removeEventListener('abort', stop);
+      context.off('close', stop);
+    };
+    if (signal.aborted) return stop();
+    signal.addEventListener('abort', stop);
+    context.on('close', stop);
+    work.then(
+      (v) => {
+        done();
+        resolve(v);
+      },
+      (err: unknown) => {
+        done();
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
+
 function redactingLog(log: Logger, redact: Redact): Logger {
   const text = (v: unknown): unknown => (typeof v === 'string' ? redact(v) : v);
   return log.child({}, { serializers: { url: text, reason: text, err: text, error: text } });
@@ -178,6 +210,7 @@ export class RunManager {
     // over VISUAL_MAX_EVENT_MB count against the page's budget as if read, and are refused.
     const relay = this.deps.launcher.isolation === 'run' ? relayOf(browser) : undefined;
     const dropped = (drop: RelayDrop): void => {
+      log.warn({ drop }, 'the page made its browser send more than the server reads; dropped unread');
       if (drop.binding !== RECORDER_BINDING) return;
       const refused = session.batchesDropped(drop.count, drop.chars);
       if (refused) log.warn({ refused }, 'page batch refused');
@@ -185,26 +218,28 @@ export class RunManager {
     relay?.on('drop', dropped);
     let unguard = (): void => {};
     let tally: AssetTally | undefined;
+    let tabs: Tabs | undefined;
+    const releaseLoad = machineLoad.hold();
     try {
       if (signal.aborted) return;
       // Before any page exists: closed shadow roots are attached open, for steps and the recorder alike.
       await openShadowRoots(context);
-      const page = await context.newPage();
+      const page = await unlessStopped(context.newPage(), signal, context);
       entry.page = page;
-      page.on('crash', () => {
-        log.error('page crashed');
-        interrupts.trip('the page crashed (renderer process gone)', true);
-      });
+      const watchCrash = (tab: Page): void => {
+        tab.on('crash', () => {
+          log.error('page crashed');
+          // A tab the run is not on may crash on its own; the one it is on takes the step with it.
+          if (tab === (tabs?.active ?? page)) interrupts.trip('the page crashed (renderer process gone)', true);
+        });
+      };
+      watchCrash(page);
       const assets = this.deps.assets;
       const capture =
         assets && req.visual
           ? new AssetCapture(assets.limits, ({ urls, contentType, body }) => {
               for (const url of urls) {
-                try {
-                  assets.sink.put(session.id, url, contentType, body);
-                } catch (err) {
-                  log.error({ err: errorMessage(err) }, 'could not keep a captured asset');
-                }
+                assets.sink.put(session.id, url, contentType, body).catch((err: unknown) => log.error({ err: errorMessage(err) }, 'could not keep a captured asset'));
               }
             })
           : undefined;
@@ -224,37 +259,59 @@ export class RunManager {
         },
         capture,
       );
-      const recorder = req.visual
-        ? await attachRecorder(
-            context,
-            page,
-            req.quality,
-            req.privacy,
-            async (json) => {
-              const refused = await session.ingest(json);
-              if (refused) log.warn({ refused }, 'page batch refused');
-            },
-            capture ? 'captured' : 'inline',
-          )
-        : null;
-      if (recorder) session.requestSnapshot = () => void recorder.takeFullSnapshot();
+      // Every tab is recorded; the stream shows the one the run is on (src/workflow/tabs.ts).
+      const recorders = new Map<Page, PageRecorder>();
+      const ingest = async (json: string, frame?: FrameRemap): Promise<void> => {
+        const refused = await session.ingest(json, frame);
+        if (refused) log.warn({ refused }, 'page batch refused');
+      };
+      if (req.visual) {
+        recorders.set(page, await recordPage(context, page, ingest));
+        await installRecorder(context, page, req.quality, req.privacy, capture ? 'captured' : 'inline');
+      }
+      const recorder = (): PageRecorder | undefined => recorders.get(tabs?.active ?? page);
+      if (req.visual) session.requestSnapshot = () => void recorder()?.takeFullSnapshot();
+      tabs = new Tabs(context, page, {
+        onOpen: async (opened) => {
+          watchCrash(opened);
+          log.info({ url: opened.url().slice(0, 300) }, 'a tab opened');
+          if (req.visual) recorders.set(opened, await recordPage(context, opened, ingest, false));
+        },
+        onSwitch: async (to, from) => {
+          entry.page = to;
+          recorders.get(from)?.mute();
+          await recorders.get(to)?.checkpoint();
+          log.info({ url: to.url().slice(0, 300) }, 'the run switched tabs');
+        },
+        onChange: (list) => session.tabsChanged(list),
+      });
+      await tabs.start();
       session.setStatus('running');
       log.info({ workflow: req.workflow.name, steps: req.workflow.steps.length, visual: req.visual }, 'run started');
-      const result = await runWorkflow(page, req.workflow, {
+      const result = await runWorkflow(tabs, req.workflow, {
         signal,
         checkNavigation: (url) => this.policy.verify(url),
         onInterrupt: interrupts.subscribe,
         screenshotMask: screenshotMasks(req.privacy),
         redact,
+        machineBusy: () => machineLoad.busy(),
+        // Take control: a person holding the page keeps the next step waiting; human steps wait for one.
+        control: session.control,
         ...(req.stepTimeoutMs !== undefined ? { stepTimeoutMs: req.stepTimeoutMs } : {}),
         hooks: {
           onStepStart: (i) => session.stepStarted(i),
-          onStepEnd: (i, r) => session.stepEnded(i, r),
-          onStepFail: (i, f) => session.stepFailed(i, f),
+          onStepEnd: (i, r) => {
+            log.info({ step: i + 1, type: req.workflow.steps[i]?.type, ms: Math.round(r.durationMs) }, 'step done');
+            session.stepEnded(i, r);
+          },
+          onStepFail: (i, f) => {
+            log.warn({ step: i + 1, type: req.workflow.steps[i]?.type, ms: Math.round(f.durationMs), selector: f.selector, error: f.error }, 'step failed');
+            session.stepFailed(i, f);
+          },
         },
       });
       // The page's last changes reach viewers before the run is declared over.
-      if (!signal.aborted && !interrupts.fatal) await recorder?.flush();
+      if (!signal.aborted && !interrupts.fatal) await recorder()?.flush();
       if (result.ok) session.setStatus('succeeded');
       else if (!result.cancelled) session.setStatus('failed', result.error.message);
       log.info({ status: session.status, error: session.error, refused: session.refusedRequests }, 'run ended');
@@ -266,6 +323,8 @@ export class RunManager {
       }
     } finally {
       session.requestSnapshot = () => {};
+      tabs?.close();
+      releaseLoad();
       unguard();
       browser?.off('disconnected', browserGone);
       relay?.off('drop', dropped);

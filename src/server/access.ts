@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BadRequestError } from '../common/index.js';
 import { assetCookieToken } from './asset-cookie.js';
+import { checkSameOrigin, sessionCookieId } from './dashboard-session.js';
 import type { AppDeps } from './deps.js';
 import { RateLimiter } from './rate-limit.js';
 
@@ -12,9 +13,13 @@ import { RateLimiter } from './rate-limit.js';
  * - `viewer-only`: a viewer token for that session, always (the viewer page: its links carry one);
  * - `viewer-asset`: as `viewer`, or the token in the asset cookie the viewer page set (a session's
  *   captured assets, which `<img>`, CSS and fonts fetch without a header);
+ * - `metrics`: the API key, or METRICS_TOKEN when one is set (a scraper need not hold the key);
+ *   open only when neither is set;
  * - unset: the API, which needs DOMCAST_API_KEY when one is set.
+ * The dashboard's sign-in cookie (src/server/dashboard-session.ts) counts as the API key on every
+ * rule but `viewer-only`, and a request with it that changes something must come from our own origin.
  */
-export type RouteAccess = 'public' | 'viewer' | 'viewer-only' | 'viewer-asset';
+export type RouteAccess = 'public' | 'viewer' | 'viewer-only' | 'viewer-asset' | 'metrics';
 
 /** The viewer token a request got in with, and when it expires (ms since the epoch). */
 export interface ViewerGrant {
@@ -55,6 +60,7 @@ export function registerAccess(app: FastifyInstance, deps: AppDeps): void {
   const key = deps.config.apiKey;
   const keyDigest = key === undefined ? null : digest(key);
   const isKey = (candidate: string | null) => keyDigest !== null && candidate !== null && timingSafeEqual(digest(candidate), keyDigest);
+  const metricsDigest = deps.config.metricsToken === undefined ? null : digest(deps.config.metricsToken);
 
   app.decorateRequest('caller', 'open');
   app.decorateRequest('viewerGrant', null);
@@ -62,7 +68,13 @@ export function registerAccess(app: FastifyInstance, deps: AppDeps): void {
     const access = req.routeOptions.config.access;
     if (access === 'public') return;
     const presented = bearer(req);
+    if (access === 'metrics' && metricsDigest !== null && presented !== null && timingSafeEqual(digest(presented), metricsDigest)) return;
     if (access !== 'viewer-only' && isKey(presented)) {
+      req.caller = 'key';
+      return;
+    }
+    if (access !== 'viewer-only' && keyDigest !== null && presented === null && deps.dashboardSessions.valid(sessionCookieId(req))) {
+      checkSameOrigin(req);
       req.caller = 'key';
       return;
     }
@@ -83,8 +95,10 @@ export function registerAccess(app: FastifyInstance, deps: AppDeps): void {
         if (access === 'viewer-only' || keyDigest !== null) throw new UnauthorizedError(check.reason);
       }
     }
-    if (keyDigest === null) return;
+    const metricsLocked = access === 'metrics' && metricsDigest !== null;
+    if (keyDigest === null && !metricsLocked) return;
     reply.header('www-authenticate', 'Bearer realm="domcast"');
+    if (metricsLocked) throw new UnauthorizedError(presented === null ? 'send Authorization: Bearer <METRICS_TOKEN> (or the API key)' : 'wrong metrics token');
     throw new UnauthorizedError(
       presented === null ? 'this server needs an API key: send Authorization: Bearer <DOMCAST_API_KEY>' : 'wrong API key',
     );

@@ -1,28 +1,47 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import { serializerCompiler } from 'fastify-type-provider-zod';
 import { AssetIndex } from '../assets/index.js';
 import { BrowserLauncher } from '../browser/index.js';
-import { BadRequestError, createLogger, type Logger } from '../common/index.js';
+import { BadRequestError, createLogger, InputsError, type Logger } from '../common/index.js';
+import { ControlHub } from '../control/index.js';
 import { CloseCode } from '../protocol/index.js';
 import { RunManager } from '../runs/index.js';
 import { SessionRegistry, StreamMetrics } from '../session/index.js';
-import { SqliteStore, track } from '../store/index.js';
+import { createStore, track } from '../store/index.js';
 import { StreamHub } from '../stream/index.js';
 import { WorkflowLibrary } from '../workflow/index.js';
 import type { Config } from './config.js';
 import { registerAccess } from './access.js';
+import { registerOpenApi } from './openapi.js';
+import { zodValidatorCompiler } from './validation.js';
 import type { AppDeps } from './deps.js';
+import { DashboardSessions } from './dashboard-session.js';
 import { viewerOriginAllowed } from './origins.js';
 import { ViewerTokens, viewerTokenSecret } from './viewer-tokens.js';
+import { clientAddress, requestHost, trustProxy } from './trust-proxy.js';
 import { registerAssets } from './routes/assets.js';
+import { registerDocs } from './routes/docs.js';
 import { registerExecute } from './routes/execute.js';
 import { registerHealth } from './routes/health.js';
 import { registerSessions } from './routes/sessions.js';
 import { registerViewer, viewerErrorPage } from './routes/viewer.js';
 import { registerRecordings } from './routes/recordings.js';
+import { registerDashboard } from './routes/dashboard.js';
+import { registerLinks } from './routes/links.js';
+import { registerControl } from './routes/control.js';
+import { registerMetrics } from './routes/metrics.js';
+import { pathOf, registerRequestLog } from './request-log.js';
+
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+}
 
 export interface Server {
   app: FastifyInstance;
   deps: AppDeps;
+  /** Every route the server registered (HEAD ones included), known once `app.ready()` resolved. */
+  routes: readonly RegisteredRoute[];
   /** Starts listening; resolves with the base URL (http://host:port). */
   listen(): Promise<string>;
   close(): Promise<void>;
@@ -40,13 +59,33 @@ const QUEUED_AT_SHUTDOWN = 'cancelled: the server is shutting down; this run had
 
 export function createServer(config: Config, options: { log?: Logger; chromiumPath?: string } = {}): Server {
   const log = options.log ?? createLogger(config.logLevel, config.logFormat);
+  const trust = trustProxy(config.trustProxy);
   const app: FastifyInstance = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: config.maxBodyBytes,
     logController: new LogController({ disableRequestLogging: true }),
     // An asset key is the base64url of a page's URL: up to Node's request-head limit, not find-my-way's 100.
     routerOptions: { maxParamLength: 16 * 1024 },
+    // TRUST_PROXY: req.ip, req.protocol and req.host then come from the trusted proxies' X-Forwarded-* headers.
+    trustProxy: trust,
   });
-  const store = new SqliteStore(config.dataDir, log);
-  if (store.interrupted > 0) log.warn({ sessions: store.interrupted }, 'marked runs of a previous process as interrupted');
+  /**
+   * Every route declares ONE zod schema per part (params, querystring, body, response by status):
+   * it validates the request (a failure is a 400 naming the field), types the handler (through
+   * `app.withTypeProvider<ZodTypeProvider>()`), shapes the answer (unknown fields are dropped: use
+   * z.looseObject where a shape is open) and becomes the OpenAPI document. See routes/health.ts:
+   *
+   *   app.withTypeProvider<ZodTypeProvider>().get('/x/:id', {
+   *     schema: { tags: ['x'], summary: '…', params: z.object({ id: z.string() }), response: { 200: answer, '4xx': errorBody } },
+   *   }, async (req) => …req.params.id…);
+   */
+  app.setValidatorCompiler(zodValidatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  /** Every route added, for tests that check the OpenAPI document covers them all. */
+  const routes: RegisteredRoute[] = [];
+  app.addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url });
+  });
+  registerOpenApi(app);
+  const store = createStore(config, log);
   const assets = new AssetIndex(store);
   const registry = new SessionRegistry(config.recordings ? { onCreate: (session) => track(store, session) } : {});
   const metrics = new StreamMetrics();
@@ -76,31 +115,59 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
     enabled: config.visualStreamingEnabled,
     recordings: config.recordings,
     log,
+    clientAddress: (req) => clientAddress(req, trust),
     async authorize(sessionId, token, req) {
       const origin = req.headers.origin;
-      if (origin !== undefined && !viewerOriginAllowed(origin, req.headers.host, config.viewerOrigins)) {
+      if (origin !== undefined && !viewerOriginAllowed(origin, requestHost(req, trust), config.viewerOrigins)) {
         return { code: CloseCode.forbiddenOrigin, reason: `origin ${origin.slice(0, 60)} may not open viewers (VIEWER_ORIGINS)` };
       }
       const check = await viewerTokens.verify(token, sessionId);
       return check.ok ? null : { code: CloseCode.unauthorized, reason: check.reason };
     },
   });
+  // Take control (issue 16): a person's input to a run's page, on a socket of its own.
+  const control = new ControlHub({
+    registry,
+    page: (id) => runs.page(id),
+    log,
+    async authorize(sessionId, token, req) {
+      const origin = req.headers.origin;
+      if (origin !== undefined && !viewerOriginAllowed(origin, requestHost(req, trust), config.viewerOrigins)) {
+        return { code: CloseCode.forbiddenOrigin, reason: `origin ${origin.slice(0, 60)} may not take control (VIEWER_ORIGINS)` };
+      }
+      const check = await viewerTokens.verifyControl(token, sessionId);
+      return check.ok ? { jti: check.jti } : { code: CloseCode.unauthorized, reason: check.reason };
+    },
+  });
   const library = new WorkflowLibrary(config.workflowsDir);
-  const prune = (): string[] => {
-    const removed = store.prune({
-      maxAgeMs: config.retentionDays === undefined ? undefined : config.retentionDays * 86_400_000,
-      maxBytes: config.maxStoreMb === undefined ? undefined : config.maxStoreMb * 1024 * 1024,
-      isLive: (id) => registry.get(id)?.finished === false,
-      isKnown: (id) => registry.get(id) !== undefined,
-    });
-    for (const id of removed) registry.delete(id);
-    if (removed.length) log.info({ removed: removed.length }, 'retention removed old recordings');
-    return removed;
+  let pruning: Promise<string[]> | undefined;
+  /** Retention now; a call while one is under way shares it. */
+  const prune = (): Promise<string[]> => {
+    pruning ??= store
+      .prune({
+        maxAgeMs: config.retentionDays === undefined ? undefined : config.retentionDays * 86_400_000,
+        maxBytes: config.maxStoreMb === undefined ? undefined : config.maxStoreMb * 1024 * 1024,
+        isLive: (id) => registry.get(id)?.finished === false,
+        isKnown: (id) => registry.get(id) !== undefined,
+      })
+      .then((removed) => {
+        for (const id of removed) registry.delete(id);
+        if (removed.length) log.info({ removed: removed.length }, 'retention removed old recordings');
+        return removed;
+      })
+      .finally(() => (pruning = undefined));
+    return pruning;
   };
-  const deps: AppDeps = { config, log, registry, metrics, runs, hub, library, store, assets, applyRetention: prune, startedAt: Date.now(), viewerTokens, lifecycle: { draining: false } };
-  prune();
-  const pruneTimer = setInterval(prune, 60_000);
+  const deps: AppDeps = { config, log, registry, metrics, runs, hub, library, store, assets, applyRetention: prune, startedAt: Date.now(), viewerTokens, dashboardSessions: new DashboardSessions(), lifecycle: { draining: false } };
+  const pruneTimer = setInterval(() => void prune().catch((err: unknown) => log.error({ err }, 'retention failed')), 60_000);
   pruneTimer.unref();
+  // The store opens (connects, migrates) before the server is ready: a store that cannot be used
+  // rejects app.ready() and listen() with its StoreError, and no request reaches it before.
+  app.register(async () => {
+    await store.open();
+    if (store.interrupted > 0) log.warn({ sessions: store.interrupted }, 'marked runs of a previous process as interrupted');
+    await prune();
+  });
 
   // Every error leaves as JSON {error}; a client's mistake is a 4xx that says what was wrong.
   app.setErrorHandler((err: FastifyError | BadRequestError, req, reply) => {
@@ -113,11 +180,11 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
           .type('text/html; charset=utf-8')
           .send(viewerErrorPage(err.statusCode, err.message));
       }
-      return reply.code(err.statusCode).send({ error: err.message, code: err.code });
+      return reply.code(err.statusCode).send({ error: err.message, code: err.code, ...(err instanceof InputsError ? { fields: err.fields } : {}) });
     }
     const status = err.statusCode ?? 500;
     if (status >= 500) {
-      req.log.error({ err, url: req.url }, 'request failed');
+      req.log.error({ err, path: pathOf(req.url) }, 'request failed');
       return reply.code(status).send({ error: 'internal error', code: 'INTERNAL' });
     }
     const message =
@@ -130,16 +197,27 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}`, code: 'NOT_FOUND' }));
 
-  registerAccess(app, deps);
-  registerExecute(app, deps);
-  registerRecordings(app, deps);
-  registerSessions(app, deps);
-  registerViewer(app, deps);
-  registerAssets(app, deps);
-  registerHealth(app, deps);
+  // Routes are added once @fastify/swagger has loaded (it sees them through an onRoute hook), so
+  // every route goes in here; one added outside is missing from /openapi.json (test/unit/openapi.test.ts).
+  // Async, so that a route module that throws (a missing built asset) rejects app.ready() with its error.
+  app.after(async () => {
+    registerRequestLog(app);
+    registerAccess(app, deps);
+    registerExecute(app, deps);
+    registerRecordings(app, deps);
+    registerLinks(app, deps);
+    registerControl(app, deps);
+    registerDashboard(app, deps);
+    registerSessions(app, deps);
+    registerViewer(app, deps);
+    registerAssets(app, deps);
+    registerHealth(app, deps);
+    registerMetrics(app, deps);
+    registerDocs(app);
+  });
 
   app.server.on('upgrade', (req, socket, head) => {
-    if (!hub.handleUpgrade(req, socket, head)) {
+    if (!hub.handleUpgrade(req, socket, head) && !control.handleUpgrade(req, socket, head)) {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     }
   });
@@ -148,6 +226,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   return {
     app,
     deps,
+    routes,
     async viewerUrl(sessionId) {
       return (await viewerTokens.links(sessionId, base, base.replace(/^http/, 'ws'))).viewerUrl;
     },
@@ -176,6 +255,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
       deps.lifecycle.draining = true;
       runs.stopQueue(QUEUED_AT_SHUTDOWN);
       hub.close();
+      control.close();
       await app.close();
       // Closing the browser ends runs still in flight (their steps fail); then wait for them to settle.
       await launcher.close();

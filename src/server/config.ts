@@ -1,7 +1,9 @@
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../common/index.js';
 import { MIB, type RecordingLimits } from '../session/index.js';
+import { postgresUrlProblem, redactPostgresUrl } from '../store/index.js';
 
 const bool = z
   .string()
@@ -37,6 +39,18 @@ const list = (item: z.ZodType<string, string>) =>
     .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s !== ''))
     .pipe(z.array(item));
 
+/** PostgreSQL for the recordings store; a secret (it may hold a password), so never shown whole. */
+const databaseUrl = z
+  .string()
+  .trim()
+  .superRefine((v, ctx) => {
+    const problem = postgresUrlProblem(v);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** Settings shown back in an error only with their password taken out. */
+const redacted: Record<string, (value: string) => string> = { DOMCAST_DATABASE_URL: redactPostgresUrl };
+
 /** An origin as a browser sends it: scheme://host[:port], nothing after. */
 const origin = z.string().refine((v) => {
   try {
@@ -52,6 +66,38 @@ const hostPattern = z
   .string()
   .toLowerCase()
   .regex(/^(\*\.)?[a-z0-9.:_\-[\]]+(\/\d{1,3})?$/, 'each entry must be a host name, *.domain, IP address or CIDR block');
+
+/** An address or CIDR block a proxy connects from, or proxy-addr's names for ranges. */
+const proxyAddress = (v: string): boolean => {
+  if (['loopback', 'linklocal', 'uniquelocal'].includes(v)) return true;
+  const [ip = '', bits, ...rest] = v.split('/');
+  const family = isIP(ip);
+  if (family === 0 || rest.length > 0) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+};
+
+/**
+ * Which proxies in front of us to believe about the client (X-Forwarded-For, -Proto, -Host):
+ * `false` (none), `true` (any), a hop count, or the proxies' addresses. Fastify's trustProxy.
+ */
+const trustProxy = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .transform((v, ctx): boolean | number | string[] => {
+    if (v === 'true' || v === 'false') return v === 'true';
+    if (/^\d+$/.test(v)) return Number(v);
+    const entries = v.split(',').map((e) => e.trim()).filter((e) => e !== '');
+    const bad = entries.filter((e) => !proxyAddress(e));
+    if (entries.length === 0 || bad.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `must be true, false, a number of proxies, or the proxies' addresses (IPs, CIDR blocks, loopback), comma-separated${bad.length ? `; not an address: ${bad.join(', ')}` : ''}`,
+      });
+      return z.NEVER;
+    }
+    return entries;
+  });
 
 const schema = z.object({
   PORT: int(0, 65535).default(3000),
@@ -69,10 +115,12 @@ const schema = z.object({
   WORKFLOWS_DIR: z.string().trim().min(1, 'must not be empty').default('./workflows'),
   DOMCAST_RECORDINGS: bool.default(true),
   DOMCAST_DATA_DIR: z.string().trim().min(1, 'must not be empty').default('./data'),
+  DOMCAST_DATABASE_URL: databaseUrl.optional(),
   DOMCAST_RETENTION_DAYS: z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a number of days').transform(Number).optional(),
   DOMCAST_MAX_STORE_MB: int(1, 10_000_000).optional(),
   CHROMIUM_PATH: z.string().trim().min(1).optional(),
   DOMCAST_API_KEY: z.string().trim().min(16, 'must be at least 16 characters (generate one with: openssl rand -hex 24)').optional(),
+  METRICS_TOKEN: z.string().trim().min(16, 'must be at least 16 characters (generate one with: openssl rand -hex 24)').optional(),
   VIEWER_TOKEN_SECRET: z.string().trim().min(32, 'must be at least 32 characters').optional(),
   VIEWER_TOKEN_TTL: duration.default(3600),
   VIEWER_ORIGINS: list(origin).default([]),
@@ -84,6 +132,7 @@ const schema = z.object({
   VISUAL_HEARTBEAT_MS: int(100, 15_000).default(10_000),
   EXECUTE_RATE_LIMIT: int(0, 1_000_000).default(60),
   SHUTDOWN_GRACE_MS: int(0, 3_600_000).default(30_000),
+  TRUST_PROXY: trustProxy.default(false),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** `pretty` (one readable line per entry) or `json` (pino's lines, for a log pipeline); default pretty on a terminal, json otherwise. */
   LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
@@ -109,8 +158,10 @@ export interface Config {
   readonly workflowsDir: string;
   /** false: runs are streamed live but not kept on disk. */
   readonly recordings: boolean;
-  /** Absolute path of the recordings store's folder. */
+  /** Absolute path of the recordings store's folder (SQLite, and the viewer token key when none is set). */
   readonly dataDir: string;
+  /** PostgreSQL URL of the recordings store (a secret: never logged); undefined: SQLite in `dataDir`. */
+  readonly databaseUrl: string | undefined;
   readonly retentionDays: number | undefined;
   readonly maxStoreMb: number | undefined;
   readonly chromiumPath: string | undefined;
@@ -119,6 +170,8 @@ export interface Config {
   readonly logFormat: 'pretty' | 'json' | undefined;
   /** When set, every API call needs `Authorization: Bearer <key>`. */
   readonly apiKey: string | undefined;
+  /** When set, `GET /metrics` takes `Authorization: Bearer <token>` (as well as the API key), and needs one of them. */
+  readonly metricsToken: string | undefined;
   /** Signs viewer tokens; when unset the server keeps one in the data folder (or, without recordings, makes one per process). */
   readonly viewerTokenSecret: string | undefined;
   /** Seconds a viewer link stays valid. */
@@ -138,6 +191,11 @@ export interface Config {
   readonly executeRateLimit: number;
   /** On SIGTERM, how long running sessions may go on before they are cancelled. */
   readonly shutdownGraceMs: number;
+  /**
+   * Proxies whose X-Forwarded-For/-Proto/-Host are believed (fastify's trustProxy): links then
+   * carry the public scheme and host, and limits key on the client's address. false: none.
+   */
+  readonly trustProxy: boolean | number | readonly string[];
 }
 
 /** Reads and validates settings from an environment; throws ConfigError naming every bad variable. */
@@ -149,7 +207,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const parsed = schema.safeParse(picked);
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}=${JSON.stringify(picked[String(i.path[0])])}: ${i.message}`);
+    const shown = (key: string) => {
+      const value = picked[key] ?? '';
+      return JSON.stringify(redacted[key]?.(value) ?? value);
+    };
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}=${shown(String(i.path[0]))}: ${i.message}`);
     throw new ConfigError(`invalid settings:\n${lines.join('\n')}`);
   }
   const c = parsed.data;
@@ -183,12 +245,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workflowsDir: resolve(c.WORKFLOWS_DIR),
     recordings: c.DOMCAST_RECORDINGS,
     dataDir: resolve(c.DOMCAST_DATA_DIR),
+    databaseUrl: c.DOMCAST_DATABASE_URL,
     retentionDays: c.DOMCAST_RETENTION_DAYS,
     maxStoreMb: c.DOMCAST_MAX_STORE_MB,
     chromiumPath: c.CHROMIUM_PATH,
     logLevel: c.LOG_LEVEL,
     logFormat: c.LOG_FORMAT,
     apiKey: c.DOMCAST_API_KEY,
+    metricsToken: c.METRICS_TOKEN,
     viewerTokenSecret: c.VIEWER_TOKEN_SECRET,
     viewerTokenTtl: c.VIEWER_TOKEN_TTL,
     viewerOrigins: Object.freeze(c.VIEWER_ORIGINS.map((o) => o.replace(/\/$/, ''))),
@@ -200,5 +264,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     heartbeatMs: c.VISUAL_HEARTBEAT_MS,
     executeRateLimit: c.EXECUTE_RATE_LIMIT,
     shutdownGraceMs: c.SHUTDOWN_GRACE_MS,
+    trustProxy: Array.isArray(c.TRUST_PROXY) ? Object.freeze(c.TRUST_PROXY) : c.TRUST_PROXY,
   });
 }

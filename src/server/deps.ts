@@ -2,10 +2,11 @@ import type { AssetIndex } from '../assets/index.js';
 import type { Logger } from '../common/index.js';
 import type { RunManager } from '../runs/index.js';
 import type { SessionRegistry, StreamMetrics } from '../session/index.js';
-import type { SqliteStore } from '../store/index.js';
+import type { RecordingStore } from '../store/index.js';
 import type { StreamHub } from '../stream/index.js';
 import type { WorkflowLibrary } from '../workflow/index.js';
 import type { Config } from './config.js';
+import type { DashboardSessions } from './dashboard-session.js';
 import type { ViewerTokens } from './viewer-tokens.js';
 
 /** What route modules may use. */
@@ -17,13 +18,15 @@ export interface AppDeps {
   runs: RunManager;
   hub: StreamHub;
   library: WorkflowLibrary;
-  store: SqliteStore;
+  store: RecordingStore;
   /** Captured asset bodies (in the store) and requests waiting for one. */
   assets: AssetIndex;
   /** Removes recordings past DOMCAST_RETENTION_DAYS / DOMCAST_MAX_STORE_MB now; returns their ids. */
-  applyRetention: () => string[];
+  applyRetention: () => Promise<string[]>;
   startedAt: number;
   viewerTokens: ViewerTokens;
+  /** Dashboard sign-ins (the cookie that stands for the API key). */
+  dashboardSessions: DashboardSessions;
   /** Set once shutdown began: no new runs are accepted. */
   lifecycle: { draining: boolean };
 }

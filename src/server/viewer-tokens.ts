@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errors, jwtVerify, SignJWT } from 'jose';
@@ -10,6 +10,12 @@ const AUDIENCE = 'domcast-viewer';
 /** The only thing a viewer token allows: watching (and reading the record of) one session. */
 const SCOPE = 'view';
 const SECRET_FILE = 'viewer-token.key';
+/** Control tokens (take control, issue 16): another audience and scope, so neither kind passes for the other. */
+const CONTROL_AUDIENCE = 'domcast-control';
+const CONTROL_SCOPE = 'control';
+
+/** A control token that checked out: its id (`jti`, granted and revocable per run) and expiry (ms since the epoch). */
+export type ControlGrant = { ok: true; jti: string; expiresAt: number } | { ok: false; reason: string };
 
 export type TokenCheck = { ok: true } | { ok: false; reason: string };
 /** A token that checked out, and when it stops working (ms since the epoch). */
@@ -25,22 +31,23 @@ export class ViewerTokens {
     readonly ttlSeconds: number,
   ) {}
 
-  issue(sessionId: string): Promise<string> {
+  /** A token for one session, for `ttlSeconds` (VIEWER_TOKEN_TTL unless a caller chose a lifetime). */
+  issue(sessionId: string, ttlSeconds = this.ttlSeconds): Promise<string> {
     return new SignJWT({ scope: SCOPE })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(sessionId)
       .setIssuer(ISSUER)
       .setAudience(AUDIENCE)
       .setIssuedAt()
-      .setExpirationTime(`${this.ttlSeconds}s`)
+      .setExpirationTime(`${ttlSeconds}s`)
       .sign(this.secret);
   }
 
   /** A session's viewer page and stream URLs on `httpBase` / `wsBase`, carrying a fresh token, and when it expires. */
-  async links(sessionId: string, httpBase: string, wsBase: string): Promise<{ viewerUrl: string; streamUrl: string; expiresAt: Date }> {
-    const query = `?token=${encodeURIComponent(await this.issue(sessionId))}`;
+  async links(sessionId: string, httpBase: string, wsBase: string, ttlSeconds = this.ttlSeconds): Promise<{ viewerUrl: string; streamUrl: string; expiresAt: Date }> {
+    const query = `?token=${encodeURIComponent(await this.issue(sessionId, ttlSeconds))}`;
     const path = visualPath(sessionId);
-    return { viewerUrl: `${httpBase}${path}/viewer${query}`, streamUrl: `${wsBase}${path}${query}`, expiresAt: new Date(Date.now() + this.ttlSeconds * 1000) };
+    return { viewerUrl: `${httpBase}${path}/viewer${query}`, streamUrl: `${wsBase}${path}${query}`, expiresAt: new Date(Date.now() + ttlSeconds * 1000) };
   }
 
   async verify(token: string | null | undefined, sessionId: string): Promise<TokenCheck> {
@@ -61,6 +68,42 @@ export class ViewerTokens {
     } catch (err) {
       if (err instanceof errors.JWTExpired) return { ok: false, reason: 'this viewer link has expired; ask for a new one' };
       return { ok: false, reason: 'invalid viewer token' };
+    }
+  }
+
+  /** A control token for one session (scope `control`, a fresh `jti`), living `ttlSeconds`. */
+  async issueControl(sessionId: string, ttlSeconds: number): Promise<{ token: string; jti: string; expiresAt: number }> {
+    const jti = randomUUID();
+    const expiresAt = (Math.floor(Date.now() / 1000) + ttlSeconds) * 1000;
+    const token = await new SignJWT({ scope: CONTROL_SCOPE })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(sessionId)
+      .setIssuer(ISSUER)
+      .setAudience(CONTROL_AUDIENCE)
+      .setJti(jti)
+      .setIssuedAt()
+      .setExpirationTime(expiresAt / 1000)
+      .sign(this.secret);
+    return { token, jti, expiresAt };
+  }
+
+  /** Checks a control token's signature, scope, session and expiry (whether it was revoked is the run's to say). */
+  async verifyControl(token: string | null | undefined, sessionId: string): Promise<ControlGrant> {
+    if (!token) return { ok: false, reason: 'a control token is required (POST /workflows/{id}/control gives one)' };
+    try {
+      const { payload } = await jwtVerify(token, this.secret, {
+        issuer: ISSUER,
+        audience: CONTROL_AUDIENCE,
+        algorithms: ['HS256'],
+        requiredClaims: ['exp', 'sub'],
+      });
+      if (payload.scope !== CONTROL_SCOPE || !payload.jti) return { ok: false, reason: 'this token does not allow control' };
+      if (payload.sub !== sessionId) return { ok: false, reason: 'this control token is for another session' };
+      return { ok: true, jti: payload.jti, expiresAt: (payload.exp ?? 0) * 1000 };
+    } catch (err) {
+      if (err instanceof errors.JWTExpired) return { ok: false, reason: 'this control link has expired' };
+      if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'aud') return { ok: false, reason: 'this token does not allow control (a viewer link only watches)' };
+      return { ok: false, reason: 'invalid control token' };
     }
   }
 }

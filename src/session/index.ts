@@ -4,3 +4,4 @@ export { prepareBatch, measureJson, type BatchLimits, type LogEntry, type Prepar
 export { DEFAULT_LIMITS, MIB, type RecordingLimits } from './limits.js';
 export { SessionRegistry } from './registry.js';
 export { SampleWindow, StreamMetrics, roundMs, type AssetTally } from './metrics.js';
+export { SessionControl, TakeRefused, MAX_CONTROL_GRANTS, type ReleaseReason, type RevokeReason } from './control.js';

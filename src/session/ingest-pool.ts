@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { distDir } from '../common/index.js';
 import type { RewriteState } from '../assets/rewrite.js';
+import type { FrameRemap } from '../protocol/index.js';
 import type { AssetJob, IngestReply, IngestRequest } from './ingest-worker.js';
 import type { BatchLimits, PreparedBatch } from './prepare.js';
 
@@ -32,13 +33,13 @@ class IngestWorker {
     return this.pending.size;
   }
 
-  prepare(json: string, limits: BatchLimits, assets?: AssetJob): Promise<Prepared> {
+  prepare(json: string, limits: BatchLimits, assets?: AssetJob, frame?: FrameRemap): Promise<Prepared> {
     const worker = this.worker ?? this.start();
     const id = this.nextId++;
     return new Promise((resolve) => {
       if (this.pending.size === 0) worker.ref(); // a batch in the works keeps the process up; an idle worker does not
       this.pending.set(id, { resolve });
-      const req: IngestRequest = { id, json, limits, ...(assets ? { assets } : {}) };
+      const req: IngestRequest = { id, json, limits, ...(assets ? { assets } : {}), ...(frame ? { frame } : {}) };
       worker.postMessage(req);
     });
   }
@@ -86,10 +87,10 @@ export class IngestPool {
     this.workers = Array.from({ length: size }, () => new IngestWorker(script));
   }
 
-  prepare(json: string, limits: BatchLimits, assets?: AssetJob): Promise<Prepared> {
+  prepare(json: string, limits: BatchLimits, assets?: AssetJob, frame?: FrameRemap): Promise<Prepared> {
     let best = this.workers[0]!;
     for (const w of this.workers) if (w.load < best.load) best = w;
-    return best.prepare(json, limits, assets);
+    return best.prepare(json, limits, assets, frame);
   }
 
   async close(): Promise<void> {

@@ -5,6 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { AssetRewriter, type RewriteState } from '../assets/rewrite.js';
+import type { FrameRemap } from '../protocol/index.js';
 import { prepareBatch, type BatchLimits, type PreparedBatch } from './prepare.js';
 
 /** A session's asset rewrite as its previous batch left it: the worker goes on from there and hands the state back. */
@@ -18,6 +19,8 @@ export interface IngestRequest {
   json: string;
   limits: BatchLimits;
   assets?: AssetJob;
+  /** The batch is a cross-origin frame's (prepare.ts). */
+  frame?: FrameRemap;
 }
 
 export interface IngestReply {
@@ -35,7 +38,7 @@ export function handleRequest(req: IngestRequest): IngestReply {
   const rewriter = req.assets ? new AssetRewriter(req.assets.sessionId, req.assets.state) : undefined;
   let result: PreparedBatch;
   try {
-    result = prepareBatch(req.json, req.limits, rewriter);
+    result = prepareBatch(req.json, req.limits, rewriter, req.frame);
   } catch (err) {
     result = { entries: [], rejected: 1, refused: `batch could not be prepared: ${err instanceof Error ? err.message : String(err)}` };
   }

@@ -1,4 +1,5 @@
 import type { AssetRewriter } from '../assets/rewrite.js';
+import type { FrameRemap } from '../protocol/index.js';
 import { TokenBucket } from './budget.js';
 import { ingestPool, type IngestPool } from './ingest-pool.js';
 import { batchLimits, INGEST_REFILL_FRACTION, INLINE_MAX_CHARS, PREPARE_BUDGET_MS, PREPARE_REFILL_MS_PER_S, type RecordingLimits } from './limits.js';
@@ -44,8 +45,11 @@ export class PageIngest {
     this.batchLimits = batchLimits(limits);
   }
 
-  /** Resolves once the batch is in the log (or refused): why part of it was refused, or null. */
-  ingest(json: string): Promise<string | null> {
+  /**
+   * Resolves once the batch is in the log (or refused): why part of it was refused, or null.
+   * `frame`: the batch is a cross-origin frame's of the page (same budgets, same order).
+   */
+  ingest(json: string, frame?: FrameRemap): Promise<string | null> {
     if (this.target.isFinished()) return Promise.resolve(null);
     // Charged before anything else, oversized batches and those of a stopped recording too: a page cannot make us read (or refuse) without limit.
     const flooded = this.charge(json.length);
@@ -54,13 +58,13 @@ export class PageIngest {
     if (json.length > this.batchLimits.maxBatchChars) {
       return Promise.resolve(this.target.accept({ entries: [], rejected: 1, refused: `batch of ${json.length} chars is over ${this.batchLimits.maxBatchChars}` }));
     }
-    if (this.queued === 0 && json.length <= INLINE_MAX_CHARS) return Promise.resolve(this.prepareHere(json));
+    if (this.queued === 0 && json.length <= INLINE_MAX_CHARS) return Promise.resolve(this.prepareHere(json, frame));
     this.queued++;
     const done = this.tail.then(async () => {
       if (this.target.isFinished() || this.target.isStopped()) return null;
-      if (json.length <= INLINE_MAX_CHARS) return this.prepareHere(json);
+      if (json.length <= INLINE_MAX_CHARS) return this.prepareHere(json, frame);
       const assets = this.assets;
-      const prepared = await this.pool.prepare(json, this.batchLimits, assets && { sessionId: assets.sessionId, state: assets.state });
+      const prepared = await this.pool.prepare(json, this.batchLimits, assets && { sessionId: assets.sessionId, state: assets.state }, frame);
       if (assets && prepared.assets) assets.adopt(prepared.assets);
       return this.finish(prepared.batch, prepared.ms);
     });
@@ -89,9 +93,9 @@ export class PageIngest {
     return reason;
   }
 
-  private prepareHere(json: string): string | null {
+  private prepareHere(json: string, frame?: FrameRemap): string | null {
     const start = performance.now();
-    const batch = prepareBatch(json, this.batchLimits, this.assets);
+    const batch = prepareBatch(json, this.batchLimits, this.assets, frame);
     return this.finish(batch, performance.now() - start);
   }
 

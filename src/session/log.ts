@@ -8,6 +8,11 @@ export interface Batch {
   events: readonly string[];
   /** Page timestamps, for latency accounting. */
   timestamps: readonly number[];
+  /**
+   * Set by a subscriber that sends the batch later (a channel coalescing for a crowd): the
+   * latency is then counted when it goes out (Session.delivered), not when it is logged.
+   */
+  heldBack?: boolean;
 }
 
 export type BatchListener = (batch: Batch) => void;

@@ -80,4 +80,8 @@ export class StreamMetrics {
   }
   /** Page timestamp of an event → the moment it was handed to every viewer socket, in ms. */
   readonly latency = new SampleWindow();
+  /** Also told each latency sample (ms): the /metrics histogram (src/server/prometheus.ts). */
+  latencyObserver: ((ms: number) => void) | null = null;
+  /** Runs that ended, by their final status. */
+  readonly runsEnded = new Map<string, number>();
 }

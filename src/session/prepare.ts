@@ -1,5 +1,6 @@
 import type { AssetRewriter, RewriteBudget } from '../assets/rewrite.js';
-import { RrwebEventType, type WireEvent } from '../protocol/index.js';
+import { RrwebEventType, type FrameRemap, type WireEvent } from '../protocol/index.js';
+import { remapFrameEvent } from './frame-remap.js';
 
 /** An event ready for the log: its JSON text (what every consumer gets), its type and page timestamp. */
 export interface LogEntry {
@@ -87,9 +88,11 @@ export const REWRITE_SLACK_CHARS = 64 * 1024;
  * a batch or none of it. With `assets`, the events' asset URLs are rewritten (and its state
  * moves on) before anything is measured: the bounds hold on what is kept. Pure and synchronous
  * but for `assets`: it runs on the event loop for small batches and in the ingest worker for
- * large ones.
+ * large ones. With `frame`, the batch is a cross-origin frame's: its events are first moved into
+ * the frame's range and its snapshots attached to its `<iframe>` (frame-remap.ts); what has no
+ * place in the page's stream is left out, not counted as rejected.
  */
-export function prepareBatch(json: string, limits: BatchLimits, assets?: AssetRewriter): PreparedBatch {
+export function prepareBatch(json: string, limits: BatchLimits, assets?: AssetRewriter, frame?: FrameRemap): PreparedBatch {
   if (json.length > limits.maxBatchChars) return { entries: [], rejected: 1, refused: `batch of ${json.length} chars is over ${limits.maxBatchChars}` };
   let parsed: unknown;
   try {
@@ -100,9 +103,10 @@ export function prepareBatch(json: string, limits: BatchLimits, assets?: AssetRe
   if (!Array.isArray(parsed)) return { entries: [], rejected: 1 };
   if (parsed.length > limits.maxBatchEvents) return { entries: [], rejected: 1, refused: `batch of ${parsed.length} entries is over ${limits.maxBatchEvents}` };
   const shaped = (parsed as unknown[]).filter(isEvent);
-  const events = shaped.filter((e) => !isServerCustom(e));
-  const rejected = parsed.length - events.length;
-  const forged = shaped.length - events.length;
+  const kept = shaped.filter((e) => !isServerCustom(e));
+  const rejected = parsed.length - kept.length;
+  const forged = shaped.length - kept.length;
+  const events = frame ? kept.map((e) => remapFrameEvent(e, frame)).filter((e): e is WireEvent => e !== null) : kept;
   let added = 0;
   if (assets) {
     const budget: RewriteBudget = { chars: json.length + REWRITE_SLACK_CHARS };

@@ -6,17 +6,22 @@ import {
   TERMINAL_STATUSES,
   type SessionStatus,
   type RecordingCustomPayload,
+  type TabsCustomPayload,
+  type TabState,
   type StatusCustomPayload,
   type StepCustomPayload,
   type StepInfo,
+  type ControlCustomPayload,
+  type FrameRemap,
 } from '../protocol/index.js';
 import { AssetRewriter } from '../assets/rewrite.js';
 import { ingestPool } from './ingest-pool.js';
 import { PageIngest } from './ingest.js';
 import { DEFAULT_LIMITS, type RecordingLimits } from './limits.js';
+import { SessionControl } from './control.js';
 import { SessionLog } from './log.js';
 import type { PreparedBatch } from './prepare.js';
-import { SampleWindow, roundMs, type StreamMetrics } from './metrics.js';
+import { SampleWindow, type StreamMetrics } from './metrics.js';
 
 export interface StepResult extends StepInfo {
   selector?: string | null;
@@ -80,6 +85,8 @@ export class Session extends EventEmitter<SessionEvents> {
   /** This session's own page → viewer latency (the server-wide figure mixes all sessions). */
   readonly latency = new SampleWindow(512);
   private readonly pageIngest: PageIngest;
+  /** Take control: the lock between a person and the workflow, and the run's control tokens (src/session/control.ts). */
+  readonly control = new SessionControl((payload) => this.custom(CustomTag.control, payload));
 
   constructor(init: SessionInit) {
     super();
@@ -108,6 +115,10 @@ export class Session extends EventEmitter<SessionEvents> {
       ingestPool,
       init.assets ? new AssetRewriter(init.id) : undefined,
     );
+    // Viewers see who drives the page in status frames; once the run ended its own status says the rest.
+    this.control.on('change', () => {
+      if (!this.finished) this.emit('status');
+    });
   }
 
   get finished(): boolean {
@@ -127,10 +138,11 @@ export class Session extends EventEmitter<SessionEvents> {
   /**
    * A batch from the page, as JSON text: prepared (on the event loop if small, else in a worker)
    * and appended in the order the page sent it. Resolves once it is in the log, with why part of
-   * it was refused, if it was, for the caller to log (null otherwise).
+   * it was refused, if it was, for the caller to log (null otherwise). `frame`: the batch is one of
+   * the page's cross-origin frames' (src/protocol/frames.ts), under the same budgets.
    */
-  ingest(json: string): Promise<string | null> {
-    return this.pageIngest.ingest(json);
+  ingest(json: string, frame?: FrameRemap): Promise<string | null> {
+    return this.pageIngest.ingest(json, frame);
   }
 
   /** Batches the DevTools relay dropped unread for their size: they count as the page's, and are refused. */
@@ -142,15 +154,22 @@ export class Session extends EventEmitter<SessionEvents> {
     this.metrics.rejectedEvents += rejected;
     const batch = this.log.appendPage(entries);
     if (!batch) return refused ?? null;
-    const now = Date.now();
-    for (const ts of batch.timestamps) {
-      const ms = Math.max(0, now - ts);
-      this.metrics.latency.add(ms);
-      this.latency.add(ms);
-    }
+    // Subscribers (the viewers' channel) have had it: handed to every viewer socket, unless held back.
+    if (!batch.heldBack) this.delivered(batch.timestamps);
     this.metrics.totalEventsProcessed += batch.events.length;
     this.metrics.totalBatches++;
     return refused ?? null;
+  }
+
+  /** Events with these page timestamps were handed to every viewer socket now: their page → viewer latency. */
+  delivered(timestamps: readonly number[]): void {
+    const now = Date.now();
+    for (const ts of timestamps) {
+      const ms = Math.max(0, now - ts);
+      this.metrics.latency.add(ms);
+      this.metrics.latencyObserver?.(ms);
+      this.latency.add(ms);
+    }
   }
 
   /** The page sends past its budgets: its recording stops and whoever drives the run is told to end it ('flood'). */
@@ -172,7 +191,15 @@ export class Session extends EventEmitter<SessionEvents> {
     this.emit('status');
   }
 
-  private custom(tag: string, payload: StepCustomPayload | StatusCustomPayload | RecordingCustomPayload): void {
+  /** The run's tabs, once it opened more than one (the stream shows the active one). */
+  tabs: TabState[] | null = null;
+
+  tabsChanged(tabs: TabState[]): void {
+    this.tabs = tabs;
+    this.custom(CustomTag.tabs, { tabs });
+  }
+
+  private custom(tag: string, payload: StepCustomPayload | StatusCustomPayload | RecordingCustomPayload | TabsCustomPayload | ControlCustomPayload): void {
     if (!this.visual) return;
     this.log.append([{ type: RrwebEventType.Custom, timestamp: Date.now(), data: { tag, payload } }]);
   }
@@ -182,12 +209,14 @@ export class Session extends EventEmitter<SessionEvents> {
     this.status = status;
     if (status === 'running') this.startedAt = Date.now();
     if (TERMINAL_STATUSES.includes(status)) {
+      this.metrics.runsEnded.set(status, (this.metrics.runsEnded.get(status) ?? 0) + 1);
       this.endedAt = Date.now();
       this.currentStep = null;
       for (const s of this.steps) {
         if (s.state === 'pending') s.state = 'skipped';
         else if (s.state === 'running') s.state = 'cancelled';
       }
+      this.control.end();
     }
     if (error) this.error = error;
     this.custom(CustomTag.status, { status, error });
@@ -238,44 +267,5 @@ export class Session extends EventEmitter<SessionEvents> {
       selector: failure.selector,
     });
     this.emit('status');
-  }
-
-  /** The failed step, for a caller that wants the facts rather than the message. */
-  private failure(): Record<string, unknown> | null {
-    const step = this.failedStep === null ? undefined : this.steps[this.failedStep];
-    if (!step) return null;
-    return {
-      step: step.index,
-      type: step.type,
-      description: step.description,
-      selector: step.selector ?? null,
-      reason: step.error ?? null,
-      screenshot_url: this.screenshots.has(step.index) ? stepScreenshotPath(this.id, step.index) : null,
-    };
-  }
-
-  /** What GET /workflows/{id} answers. */
-  toJSON(): Record<string, unknown> {
-    return {
-      session_id: this.id,
-      workflow: this.workflowName,
-      inputs: this.inputs,
-      status: this.status,
-      error: this.error,
-      visual_enabled: this.visual,
-      created_at: new Date(this.createdAt).toISOString(),
-      started_at: this.startedAt ? new Date(this.startedAt).toISOString() : null,
-      ended_at: this.endedAt ? new Date(this.endedAt).toISOString() : null,
-      duration_ms: this.startedAt ? (this.endedAt ?? Date.now()) - this.startedAt : null,
-      current_step: this.currentStep,
-      failure: this.failure(),
-      steps: this.steps,
-      outputs: this.outputs,
-      events: { total: this.log.totalEvents, retained: this.log.retained, last_seq: this.log.lastSeq, bytes: this.log.totalBytes },
-      latency_ms: { average: roundMs(this.latency.average()), p95: roundMs(this.latency.percentile(95)) },
-      refused_requests: this.refusedRequests,
-      recording_stopped: this.recordingStopped,
-      assets: this.assets,
-    };
   }
 }

@@ -2,103 +2,13 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync, gzip } from 'node:zlib';
-import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 import type { Logger } from '../common/index.js';
-
-const gzipAsync = promisify(gzip);
-
-/** What the store keeps about a session (the event log is kept apart, in chunks). */
-export interface StoredSession {
-  id: string;
-  workflow: string;
-  inputs: Record<string, unknown>;
-  status: string;
-  error: string | null;
-  visual: boolean;
-  createdAt: number;
-  startedAt: number | null;
-  endedAt: number | null;
-  steps: unknown[];
-  outputs: Record<string, unknown>;
-  eventCount: number;
-  byteCount: number;
-}
-
-export interface ListQuery {
-  status?: string | undefined;
-  limit: number;
-  cursor?: string | undefined;
-}
-
-interface Pending {
-  from: number;
-  events: string[];
-  bytes: number;
-}
-
-interface SessionRow {
-  id: string;
-  workflow: string;
-  inputs: string;
-  status: string;
-  error: string | null;
-  visual: number;
-  created_at: number;
-  started_at: number | null;
-  ended_at: number | null;
-  steps: string;
-  outputs: string;
-  event_count: number;
-  byte_count: number;
-}
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS sessions (
-  id TEXT PRIMARY KEY,
-  workflow TEXT NOT NULL,
-  inputs TEXT NOT NULL,
-  status TEXT NOT NULL,
-  error TEXT,
-  visual INTEGER NOT NULL,
-  created_at INTEGER NOT NULL,
-  started_at INTEGER,
-  ended_at INTEGER,
-  steps TEXT NOT NULL,
-  outputs TEXT NOT NULL,
-  event_count INTEGER NOT NULL DEFAULT 0,
-  byte_count INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS sessions_created ON sessions (created_at DESC, id DESC);
-CREATE TABLE IF NOT EXISTS chunks (
-  session_id TEXT NOT NULL,
-  first_seq INTEGER NOT NULL,
-  last_seq INTEGER NOT NULL,
-  data BLOB NOT NULL,
-  PRIMARY KEY (session_id, first_seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS screenshots (
-  session_id TEXT NOT NULL,
-  step INTEGER NOT NULL,
-  png BLOB NOT NULL,
-  PRIMARY KEY (session_id, step)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS assets (
-  hash TEXT PRIMARY KEY,
-  content_type TEXT NOT NULL,
-  size INTEGER NOT NULL,
-  body BLOB NOT NULL,
-  created_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS session_assets (
-  session_id TEXT NOT NULL,
-  url TEXT NOT NULL,
-  hash TEXT NOT NULL,
-  captured_at INTEGER NOT NULL,
-  PRIMARY KEY (session_id, url)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS session_assets_hash ON session_assets (hash, session_id);
-`;
+import { checkNotNewer } from './migrations.js';
+import type { ListQuery, PruneOptions, RecordingStore, StoredSession } from './recording-store.js';
+import { IMPORT_CHUNK, INTERRUPTED_ERROR, StoredExtent, decodeCursor, fromRow, interruptedDetail, joinChunks, page, toColumns, type SessionRow } from './rows.js';
+import { SQLITE_MIGRATIONS } from './sqlite-migrations.js';
+import { WriteQueue, type WriteBatch } from './write-queue.js';
 
 /** Recordings hold whatever the recorded pages showed: only the server's own user may read them. */
 const STORE_FILE_MODE = 0o600;
@@ -113,64 +23,80 @@ function ownerOnly(file: string): void {
   for (const f of [file, `${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, STORE_FILE_MODE);
 }
 
-function toStored(r: SessionRow): StoredSession {
-  return {
-    id: r.id,
-    workflow: r.workflow,
-    inputs: JSON.parse(r.inputs) as Record<string, unknown>,
-    status: r.status,
-    error: r.error,
-    visual: r.visual === 1,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    endedAt: r.ended_at,
-    steps: JSON.parse(r.steps) as unknown[],
-    outputs: JSON.parse(r.outputs) as Record<string, unknown>,
-    eventCount: r.event_count,
-    byteCount: r.byte_count,
-  };
-}
-
 /**
- * Recordings on disk: SQLite in WAL mode, the event log in gzip chunks keyed by session and seq.
- * Writes are behind the hot path: events wait in a bounded in-memory queue and are written by a
- * timer every `flushMs` (so a crash loses at most that much), compressed off the event loop.
+ * Recordings on disk, the default store: SQLite in WAL mode, the event log in gzip chunks keyed by
+ * session and seq, written behind the hot path (WriteQueue). better-sqlite3 is synchronous: the
+ * database is opened and migrated in the constructor, and the Promises it returns are settled.
  */
-export class SqliteStore {
+export class SqliteStore implements RecordingStore {
   private readonly db: Database.Database;
-  private readonly pending = new Map<string, Pending>();
-  private readonly dirty = new Map<string, StoredSession>();
-  private readonly shots: { id: string; step: number; png: Buffer }[] = [];
-  private pendingBytes = 0;
-  private flushing: Promise<void> | null = null;
-  private readonly timer: NodeJS.Timeout | undefined;
+  private readonly queue: WriteQueue;
   readonly file: string;
+  readonly location: string;
   /** Sessions found unfinished at open: a previous process died while they ran. */
   readonly interrupted: number;
-  eventsWritten = 0;
 
   constructor(
     dir: string,
     private readonly log: Logger,
-    private readonly options: { flushMs?: number; maxPendingBytes?: number; readOnly?: boolean } = {},
+    options: { flushMs?: number; maxPendingBytes?: number; readOnly?: boolean } = {},
   ) {
     this.file = join(dir, 'domcast.db');
+    this.location = this.file;
+    this.queue = new WriteQueue((batch) => Promise.resolve(this.write(batch)), log, options);
     if (options.readOnly) {
-      // Beside a running server (e.g. `domcast export`): read, never mark its runs interrupted.
+      // Beside a running server (e.g. `domcast export`): read, never migrate nor mark its runs interrupted.
       this.db = new Database(this.file, { readonly: true, fileMustExist: true });
+      checkNotNewer(this.version(), SQLITE_MIGRATIONS.length, this.file);
       this.interrupted = 0;
-      this.timer = undefined;
       return;
     }
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     ownerOnly(this.file);
     this.db = new Database(this.file);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.exec(SCHEMA);
+    try {
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.migrate();
+    } catch (err) {
+      this.db.close();
+      throw err;
+    }
     this.interrupted = this.markInterrupted();
-    this.timer = setInterval(() => void this.flush(), options.flushMs ?? 250);
-    this.timer.unref();
+    this.queue.start();
+  }
+
+  private version(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  /**
+   * Applies the migrations this store lacks, in one immediate transaction: a second process
+   * opening the same file waits for it, then finds nothing left to do.
+   */
+  private migrate(): void {
+    this.db
+      .transaction(() => {
+        const from = this.version();
+        checkNotNewer(from, SQLITE_MIGRATIONS.length, this.file);
+        for (const [i, m] of SQLITE_MIGRATIONS.entries()) {
+          if (i < from) continue;
+          m.up(this.db);
+          this.log.info({ store: this.file, version: i + 1, migration: m.name }, 'store schema migrated');
+        }
+        // PRAGMA takes no bound parameters; the value is our own integer.
+        if (from < SQLITE_MIGRATIONS.length) this.db.pragma(`user_version = ${SQLITE_MIGRATIONS.length}`);
+      })
+      .immediate();
+  }
+
+  /** Nothing to wait for: the constructor opened the database. */
+  open(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  get eventsWritten(): number {
+    return this.queue.eventsWritten;
   }
 
   /**
@@ -180,37 +106,25 @@ export class SqliteStore {
    * events, at its start.
    */
   private markInterrupted(): number {
-    const unfinished = this.db.prepare(`SELECT id, created_at, started_at FROM sessions WHERE status IN ('queued', 'running')`).all() as Pick<SessionRow, 'id' | 'created_at' | 'started_at'>[];
-    const mark = this.db.prepare(`UPDATE sessions SET status = 'interrupted', error = coalesce(error, 'the server stopped while this run was in progress'),
-      ended_at = ?, event_count = coalesce(?, event_count), byte_count = coalesce(?, byte_count) WHERE id = ?`);
+    const unfinished = this.db.prepare(`SELECT id, created_at, started_at, detail FROM sessions WHERE status IN ('queued', 'running')`).all() as Pick<SessionRow, 'id' | 'created_at' | 'started_at' | 'detail'>[];
+    const mark = this.db.prepare(`UPDATE sessions SET status = 'interrupted', error = coalesce(error, ?),
+      ended_at = ?, event_count = coalesce(?, event_count), byte_count = coalesce(?, byte_count), detail = ? WHERE id = ?`);
     this.db.transaction(() => {
       for (const run of unfinished) {
         const since = run.started_at ?? run.created_at;
         const stored = this.storedExtent(run.id);
-        mark.run(Math.max(since, stored?.lastAt ?? since), stored?.events ?? null, stored?.bytes ?? null, run.id);
+        mark.run(INTERRUPTED_ERROR, Math.max(since, stored?.lastAt ?? since), stored?.events ?? null, stored?.bytes ?? null, interruptedDetail(run.detail, stored?.events), run.id);
       }
     })();
     return unfinished.length;
   }
 
-  /** How many events (and bytes of their text, as the log counts them) a session has on disk, and the latest timestamp of its last chunk. */
   private storedExtent(id: string): { events: number; bytes: number; lastAt: number } | null {
-    const chunks = this.db.prepare('SELECT first_seq, last_seq, data FROM chunks WHERE session_id = ? ORDER BY first_seq').iterate(id) as Iterable<{ first_seq: number; last_seq: number; data: Buffer }>;
+    const rows = this.db.prepare('SELECT first_seq, last_seq, data FROM chunks WHERE session_id = ? ORDER BY first_seq').iterate(id) as Iterable<{ first_seq: number; last_seq: number; data: Buffer }>;
     try {
-      let events = 0;
-      let bytes = 0;
-      let last = '[]';
-      for (const c of chunks) {
-        const text = gunzipSync(c.data).toString();
-        const n = c.last_seq - c.first_seq + 1;
-        events += n;
-        // A chunk is `[e1,e2,…]`: its events' own text is all but the brackets and the n - 1 commas.
-        bytes += text.length - 2 - (n - 1);
-        last = text;
-      }
-      let lastAt = 0;
-      for (const e of JSON.parse(last) as { timestamp?: unknown }[]) if (typeof e.timestamp === 'number' && e.timestamp > lastAt) lastAt = e.timestamp;
-      return { events, bytes, lastAt };
+      const extent = new StoredExtent();
+      for (const c of rows) extent.add(c.first_seq, c.last_seq, c.data);
+      return { events: extent.events, bytes: extent.bytes, lastAt: extent.lastAt };
     } catch (err) {
       // An unreadable chunk must not stop the server from starting: the run keeps its last saved counts.
       this.log.error({ err, session: id }, 'could not read the stored events of an interrupted run');
@@ -218,84 +132,88 @@ export class SqliteStore {
     }
   }
 
-  /** Queues events for writing; returns at once. */
   append(sessionId: string, from: number, events: readonly string[]): void {
-    let p = this.pending.get(sessionId);
-    if (!p || p.from + p.events.length !== from) {
-      if (p) void this.flush(); // a gap would break the chunk's seq range: write what we have first
-      p = { from, events: [], bytes: 0 };
-      this.pending.set(sessionId, p);
-    }
-    for (const e of events) {
-      p.events.push(e);
-      p.bytes += e.length;
-      this.pendingBytes += e.length;
-    }
-    // The queue is bounded: past the bound, write now rather than hold more.
-    if (this.pendingBytes > (this.options.maxPendingBytes ?? 32 * 1024 * 1024)) void this.flush();
+    this.queue.append(sessionId, from, events);
   }
 
-  /** Queues a metadata update (the newest wins). */
   saveSession(session: StoredSession): void {
-    this.dirty.set(session.id, session);
+    this.queue.saveSession(session);
   }
 
-  /** Queues a step's PNG (a screenshot step, or the page when the step failed). */
   saveScreenshot(sessionId: string, step: number, png: Buffer): void {
-    this.shots.push({ id: sessionId, step, png });
+    this.queue.saveScreenshot(sessionId, step, png);
   }
 
-  screenshot(sessionId: string, step: number): Buffer | undefined {
-    const row = this.db.prepare('SELECT png FROM screenshots WHERE session_id = ? AND step = ?').get(sessionId, step) as { png: Buffer } | undefined;
-    return row?.png;
+  importRecording(session: StoredSession, events: readonly string[]): void {
+    this.saveSession(session);
+    for (let i = 0; i < events.length; i += IMPORT_CHUNK) this.append(session.id, i + 1, events.slice(i, i + IMPORT_CHUNK));
   }
 
-  /**
-   * Keeps a body the run's browser received for `url`: once, whatever the number of URLs and
-   * sessions it came from (content-addressed by SHA-256), and the session's URL now stands for it.
-   * Written at once, not behind a queue: a viewer may ask for it a moment later. A body the URL
-   * stood for before, that no session uses any more, is deleted.
-   */
-  putAsset(sessionId: string, url: string, contentType: string, body: Buffer): { hash: string; isNew: boolean } {
-    const hash = createHash('sha256').update(body).digest('hex');
-    const now = Date.now();
-    return this.db.transaction(() => {
-      const isNew = this.db.prepare('SELECT 1 FROM assets WHERE hash = ?').get(hash) === undefined;
-      if (isNew) this.db.prepare('INSERT INTO assets (hash, content_type, size, body, created_at) VALUES (?, ?, ?, ?, ?)').run(hash, contentType, body.length, body, now);
-      const before = this.assetHash(sessionId, url);
-      this.db
-        .prepare(`INSERT INTO session_assets (session_id, url, hash, captured_at) VALUES (?, ?, ?, ?)
-          ON CONFLICT (session_id, url) DO UPDATE SET hash = excluded.hash, captured_at = excluded.captured_at`)
-        .run(sessionId, url, hash, now);
-      if (before !== undefined && before !== hash) this.deleteUnusedAssets([before]);
-      return { hash, isNew };
+  flush(): Promise<void> {
+    return this.queue.flush();
+  }
+
+  private write(batch: WriteBatch): void {
+    const insertChunk = this.db.prepare('INSERT OR REPLACE INTO chunks (session_id, first_seq, last_seq, data) VALUES (?, ?, ?, ?)');
+    const upsert = this.db.prepare(`INSERT INTO sessions (id, workflow, inputs, status, error, visual, created_at, started_at, ended_at, steps, outputs, event_count, byte_count, detail)
+      VALUES (@id, @workflow, @inputs, @status, @error, @visual, @createdAt, @startedAt, @endedAt, @steps, @outputs, @eventCount, @byteCount, @detail)
+      ON CONFLICT (id) DO UPDATE SET status = excluded.status, error = excluded.error, started_at = excluded.started_at, ended_at = excluded.ended_at,
+        steps = excluded.steps, outputs = excluded.outputs, event_count = excluded.event_count, byte_count = excluded.byte_count, detail = excluded.detail`);
+    const insertShot = this.db.prepare('INSERT OR REPLACE INTO screenshots (session_id, step, png) VALUES (?, ?, ?)');
+    this.db.transaction(() => {
+      for (const s of batch.sessions) upsert.run({ ...s, ...toColumns(s), visual: s.visual ? 1 : 0 });
+      for (const c of batch.chunks) insertChunk.run(c.sessionId, c.firstSeq, c.lastSeq, c.data);
+      for (const shot of batch.screenshots) insertShot.run(shot.sessionId, shot.step, shot.png);
     })();
   }
 
-  /** The hash of the body a session's URL stands for, if it was captured. */
-  assetHash(sessionId: string, url: string): string | undefined {
+  screenshot(sessionId: string, step: number): Promise<Buffer | undefined> {
+    const row = this.db.prepare('SELECT png FROM screenshots WHERE session_id = ? AND step = ?').get(sessionId, step) as { png: Buffer } | undefined;
+    return Promise.resolve(row?.png);
+  }
+
+  putAsset(sessionId: string, url: string, contentType: string, body: Buffer): Promise<{ hash: string; isNew: boolean }> {
+    const hash = createHash('sha256').update(body).digest('hex');
+    const now = Date.now();
+    return Promise.resolve(
+      this.db.transaction(() => {
+        const isNew = this.db.prepare('SELECT 1 FROM assets WHERE hash = ?').get(hash) === undefined;
+        if (isNew) this.db.prepare('INSERT INTO assets (hash, content_type, size, body, created_at) VALUES (?, ?, ?, ?, ?)').run(hash, contentType, body.length, body, now);
+        const before = this.hashOf(sessionId, url);
+        this.db
+          .prepare(`INSERT INTO session_assets (session_id, url, hash, captured_at) VALUES (?, ?, ?, ?)
+            ON CONFLICT (session_id, url) DO UPDATE SET hash = excluded.hash, captured_at = excluded.captured_at`)
+          .run(sessionId, url, hash, now);
+        if (before !== undefined && before !== hash) this.deleteUnusedAssets([before]);
+        return { hash, isNew };
+      })(),
+    );
+  }
+
+  private hashOf(sessionId: string, url: string): string | undefined {
     const row = this.db.prepare('SELECT hash FROM session_assets WHERE session_id = ? AND url = ?').get(sessionId, url) as { hash: string } | undefined;
     return row?.hash;
   }
 
-  /**
-   * A body, only to a session that captured it: one stored once for several sessions is not
-   * served to a session that did not, so a hash seen elsewhere opens nothing.
-   */
-  assetBody(sessionId: string, hash: string): { contentType: string; body: Buffer } | undefined {
+  assetHash(sessionId: string, url: string): Promise<string | undefined> {
+    return Promise.resolve(this.hashOf(sessionId, url));
+  }
+
+  assetBody(sessionId: string, hash: string): Promise<{ contentType: string; body: Buffer } | undefined> {
     const row = this.db
       .prepare(`SELECT content_type, body FROM assets WHERE hash = ?
         AND EXISTS (SELECT 1 FROM session_assets WHERE hash = assets.hash AND session_id = ?)`)
       .get(hash, sessionId) as { content_type: string; body: Buffer } | undefined;
-    return row && { contentType: row.content_type, body: row.body };
+    return Promise.resolve(row && { contentType: row.content_type, body: row.body });
   }
 
-  /** A session's captured URLs and the bytes of their bodies (a body shared with other sessions counts for each). */
-  sessionAssetStats(sessionId: string): { count: number; bytes: number } {
-    return this.db
-      .prepare(`SELECT count(*) AS count, coalesce(sum(assets.size), 0) AS bytes
-        FROM session_assets JOIN assets ON assets.hash = session_assets.hash WHERE session_assets.session_id = ?`)
-      .get(sessionId) as { count: number; bytes: number };
+  sessionAssetStats(sessionId: string): Promise<{ count: number; bytes: number }> {
+    return Promise.resolve(
+      this.db
+        .prepare(`SELECT count(*) AS count, coalesce(sum(assets.size), 0) AS bytes
+          FROM session_assets JOIN assets ON assets.hash = session_assets.hash WHERE session_assets.session_id = ?`)
+        .get(sessionId) as { count: number; bytes: number },
+    );
   }
 
   /** Forgets a session's captured URLs and deletes the bodies no other session uses. */
@@ -310,11 +228,6 @@ export class SqliteStore {
     for (const hash of hashes) drop.run(hash, hash);
   }
 
-  /**
-   * Captured assets of sessions the store has no record of and `isKnown` does not know either:
-   * runs not kept (DOMCAST_RECORDINGS=false) once the server forgets them, and runs of a previous
-   * process that died before their record was written.
-   */
   private sweepAssets(isKnown: (id: string) => boolean): number {
     const ids = this.db.prepare('SELECT DISTINCT session_id AS id FROM session_assets WHERE session_id NOT IN (SELECT id FROM sessions)').all() as { id: string }[];
     const gone = ids.filter((r) => !isKnown(r.id));
@@ -322,104 +235,53 @@ export class SqliteStore {
     return gone.length;
   }
 
-  /** Writes everything queued so far; concurrent callers share one write. */
-  flush(): Promise<void> {
-    if (this.flushing) return this.flushing.then(() => this.flush());
-    if (this.pending.size === 0 && this.dirty.size === 0 && this.shots.length === 0) return Promise.resolve();
-    const batches = [...this.pending.entries()];
-    const metas = [...this.dirty.values()];
-    const shots = this.shots.splice(0);
-    this.pending.clear();
-    this.dirty.clear();
-    this.pendingBytes = 0;
-    this.flushing = this.write(batches, metas, shots)
-      .catch((err: unknown) => this.log.error({ err }, 'store write failed'))
-      .finally(() => {
-        this.flushing = null;
-      });
-    return this.flushing;
-  }
-
-  private async write(batches: [string, Pending][], metas: StoredSession[], shots: { id: string; step: number; png: Buffer }[]): Promise<void> {
-    const chunks = await Promise.all(
-      batches.map(async ([id, p]) => ({ id, p, data: await gzipAsync(Buffer.from(`[${p.events.join(',')}]`)) })),
-    );
-    const insertChunk = this.db.prepare('INSERT OR REPLACE INTO chunks (session_id, first_seq, last_seq, data) VALUES (?, ?, ?, ?)');
-    const upsert = this.db.prepare(`INSERT INTO sessions (id, workflow, inputs, status, error, visual, created_at, started_at, ended_at, steps, outputs, event_count, byte_count)
-      VALUES (@id, @workflow, @inputs, @status, @error, @visual, @createdAt, @startedAt, @endedAt, @steps, @outputs, @eventCount, @byteCount)
-      ON CONFLICT (id) DO UPDATE SET status = excluded.status, error = excluded.error, started_at = excluded.started_at, ended_at = excluded.ended_at,
-        steps = excluded.steps, outputs = excluded.outputs, event_count = excluded.event_count, byte_count = excluded.byte_count`);
-    this.db.transaction(() => {
-      for (const m of metas) {
-        upsert.run({
-          ...m,
-          inputs: JSON.stringify(m.inputs),
-          visual: m.visual ? 1 : 0,
-          steps: JSON.stringify(m.steps),
-          outputs: JSON.stringify(m.outputs),
-        });
-      }
-      for (const c of chunks) insertChunk.run(c.id, c.p.from, c.p.from + c.p.events.length - 1, c.data);
-      const insertShot = this.db.prepare('INSERT OR REPLACE INTO screenshots (session_id, step, png) VALUES (?, ?, ?)');
-      for (const shot of shots) insertShot.run(shot.id, shot.step, shot.png);
-    })();
-    this.eventsWritten += chunks.reduce((n, c) => n + c.p.events.length, 0);
-  }
-
-  /** Stores a whole recording at once (`domcast replay` of a file). */
-  importRecording(session: StoredSession, events: readonly string[]): void {
-    const CHUNK = 1000;
-    this.saveSession(session);
-    for (let i = 0; i < events.length; i += CHUNK) this.append(session.id, i + 1, events.slice(i, i + CHUNK));
-  }
-
-  get(id: string): StoredSession | undefined {
+  get(id: string): Promise<StoredSession | undefined> {
     const row = this.db.prepare('SELECT * FROM sessions WHERE id = ?').get(id) as SessionRow | undefined;
-    return row && toStored(row);
+    return Promise.resolve(row && fromRow(row));
   }
 
-  /** Newest first; the cursor is opaque (the last row's position). */
-  list(q: ListQuery): { sessions: StoredSession[]; nextCursor: string | null } {
+  list(q: ListQuery): Promise<{ sessions: StoredSession[]; nextCursor: string | null }> {
     const where: string[] = [];
     const args: (string | number)[] = [];
     if (q.status) {
       where.push('status = ?');
       args.push(q.status);
     }
+    if (q.workflow) {
+      where.push('workflow = ?');
+      args.push(q.workflow);
+    }
     if (q.cursor) {
-      const [created, id] = Buffer.from(q.cursor, 'base64url').toString().split('|');
+      const { createdAt, id } = decodeCursor(q.cursor);
       where.push('(created_at < ? OR (created_at = ? AND id < ?))');
-      args.push(Number(created), Number(created), id ?? '');
+      args.push(createdAt, createdAt, id);
     }
     const rows = this.db
       .prepare(`SELECT * FROM sessions ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at DESC, id DESC LIMIT ?`)
       .all(...args, q.limit + 1) as SessionRow[];
-    const page = rows.slice(0, q.limit);
-    const last = page.at(-1);
-    const nextCursor = rows.length > q.limit && last ? Buffer.from(`${last.created_at}|${last.id}`).toString('base64url') : null;
-    return { sessions: page.map(toStored), nextCursor };
+    return Promise.resolve(page(rows, q));
   }
 
-  /** The recorded events of a session, chunk by chunk, each as JSON text of an array. */
-  *eventChunks(id: string): Generator<string> {
-    const rows = this.db.prepare('SELECT data FROM chunks WHERE session_id = ? ORDER BY first_seq').iterate(id) as Iterable<{ data: Buffer }>;
-    for (const row of rows) yield gunzipSync(row.data).toString();
-  }
-
-  /** The whole recording as the text of one JSON array of rrweb events, in pieces (for streaming). */
-  *eventsJson(id: string): Generator<string> {
-    yield '[';
-    let first = true;
-    for (const chunk of this.eventChunks(id)) {
-      const inner = chunk.slice(1, -1);
-      if (!inner) continue;
-      yield first ? inner : `,${inner}`;
-      first = false;
+  async *eventChunks(id: string): AsyncGenerator<string> {
+    // A chunk at a time, each read whole: a statement left iterating while a slow or vanished client
+    // reads the recording would make every other statement on this connection fail ("busy").
+    const starts = this.db.prepare('SELECT first_seq FROM chunks WHERE session_id = ? ORDER BY first_seq').pluck().all(id) as number[];
+    const chunk = this.db.prepare('SELECT data FROM chunks WHERE session_id = ? AND first_seq = ?').pluck();
+    for (const start of starts) {
+      const data = chunk.get(id, start) as Buffer | undefined;
+      if (data) yield gunzipSync(data).toString();
     }
-    yield ']';
   }
 
-  delete(id: string): boolean {
+  eventsJson(id: string): AsyncGenerator<string> {
+    return joinChunks(this.eventChunks(id));
+  }
+
+  delete(id: string): Promise<boolean> {
+    return Promise.resolve(this.deleteNow(id));
+  }
+
+  private deleteNow(id: string): boolean {
     return this.db.transaction(() => {
       this.db.prepare('DELETE FROM chunks WHERE session_id = ?').run(id);
       this.db.prepare('DELETE FROM screenshots WHERE session_id = ?').run(id);
@@ -429,20 +291,18 @@ export class SqliteStore {
   }
 
   /** Bytes the database takes (pages in use). */
-  sizeBytes(): number {
+  private pagesInUse(): number {
     const pages = this.db.pragma('page_count', { simple: true }) as number;
     const free = this.db.pragma('freelist_count', { simple: true }) as number;
     const size = this.db.pragma('page_size', { simple: true }) as number;
     return (pages - free) * size;
   }
 
-  /**
-   * Removes finished sessions, oldest first: those ended more than `maxAgeMs` ago, then more
-   * until the store (captured assets included) is under `maxBytes`. Sessions still running are
-   * never removed. First, captured assets of sessions neither on record nor `isKnown` (by default
-   * `isLive`) are deleted.
-   */
-  prune(options: { maxAgeMs?: number | undefined; maxBytes?: number | undefined; isLive: (id: string) => boolean; isKnown?: (id: string) => boolean }): string[] {
+  sizeBytes(): Promise<number> {
+    return Promise.resolve(this.pagesInUse());
+  }
+
+  prune(options: PruneOptions): Promise<string[]> {
     const swept = this.sweepAssets(options.isKnown ?? options.isLive);
     const removed: string[] = [];
     const oldest = this.db.prepare(
@@ -451,18 +311,18 @@ export class SqliteStore {
     for (const row of oldest.all() as { id: string; ended_at: number | null }[]) {
       if (options.isLive(row.id)) continue;
       const tooOld = options.maxAgeMs !== undefined && row.ended_at !== null && Date.now() - row.ended_at > options.maxAgeMs;
-      const tooBig = options.maxBytes !== undefined && this.sizeBytes() > options.maxBytes;
+      const tooBig = options.maxBytes !== undefined && this.pagesInUse() > options.maxBytes;
       if (!tooOld && !tooBig) break;
-      this.delete(row.id);
+      this.deleteNow(row.id);
       removed.push(row.id);
     }
     if (removed.length || swept) this.db.pragma('wal_checkpoint(TRUNCATE)');
-    return removed;
+    return Promise.resolve(removed);
   }
 
   async close(): Promise<void> {
-    clearInterval(this.timer);
-    await this.flush();
+    this.queue.stop();
+    await this.queue.flush();
     this.db.close();
   }
 }

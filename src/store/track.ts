@@ -1,5 +1,5 @@
-import type { Session } from '../session/index.js';
-import type { SqliteStore, StoredSession } from './sqlite-store.js';
+import { roundMs, type Session } from '../session/index.js';
+import type { RecordingStore, StoredSession } from './recording-store.js';
 
 export function toStored(s: Session): StoredSession {
   return {
@@ -16,6 +16,14 @@ export function toStored(s: Session): StoredSession {
     outputs: s.outputs,
     eventCount: s.log.totalEvents,
     byteCount: s.log.totalBytes,
+    detail: {
+      currentStep: s.currentStep,
+      lastSeq: s.log.lastSeq,
+      latency: { average: roundMs(s.latency.average()), p95: roundMs(s.latency.percentile(95)) },
+      refusedRequests: s.refusedRequests,
+      recordingStopped: s.recordingStopped,
+      assets: s.assets,
+    },
   };
 }
 
@@ -23,7 +31,7 @@ export function toStored(s: Session): StoredSession {
 export const ENDED_LOG_GRACE_MS = 5000;
 
 /** The store as one more consumer of a session: every batch of its log, every change of its status. */
-export function track(store: SqliteStore, session: Session): void {
+export function track(store: RecordingStore, session: Session): void {
   store.saveSession(toStored(session));
   const unsubscribe = session.log.subscribe((batch) => store.append(session.id, batch.from, batch.events));
   const saved = new Set<number>();

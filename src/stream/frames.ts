@@ -57,6 +57,8 @@ export function helloFrame(session: Session, epoch: string, recorded: boolean): 
     serverTime: Date.now(),
     recorded,
     recordingStopped: session.recordingStopped,
+    ...(session.tabs ? { tabs: session.tabs } : {}),
+    control: session.control.view,
   };
   return JSON.stringify(frame);
 }
@@ -69,6 +71,7 @@ export function statusFrame(session: Session): Buffer {
     currentStep: session.currentStep,
     error: session.error,
     recordingStopped: session.recordingStopped,
+    control: session.control.view,
   };
   return Buffer.from(JSON.stringify(frame));
 }

@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../common/index.js';
 import { CloseCode } from '../protocol/index.js';
-import type { Batch, Session, SessionRegistry, Slice } from '../session/index.js';
-import { endFrame, eventsFrames, helloFrame, pingFrame, resetFrames, statusFrame } from './frames.js';
-import { closeShared, NEGOTIATE_ONLY, sendShared, unsentBytes } from './shared-deflate.js';
+import type { Session, SessionRegistry } from '../session/index.js';
+import { Channel, type ChannelHost, type Viewer } from './channel.js';
+import { endFrame, eventsFrames, helloFrame, pingFrame, resetFrames } from './frames.js';
+import { closeShared, COMPRESS_MIN_BYTES, fallback, letWsCompress, NEGOTIATE_ONLY, SHARED_DEFLATE_PROBLEM, sendShared, unsentBytes } from './shared-deflate.js';
 
 /** Why a viewer may not connect (a close code and its reason), or null when it may. */
 export interface Refusal {
@@ -36,141 +38,16 @@ export interface HubOptions {
   pressureBufferedBytes?: number;
   /** A viewer that does not answer a ping before the next one is dropped: dead ones go within two intervals. */
   pingIntervalMs?: number;
+  /** Compress each frame once for all viewers (src/stream/shared-deflate.ts); default: when the installed ws allows it. */
+  sharedDeflate?: boolean;
+  /** The viewer's address, for VISUAL_MAX_CONNECTIONS_PER_IP (behind trusted proxies, the client's); default: the socket's peer. */
+  clientAddress?: (req: IncomingMessage) => string;
 }
 
 /** Viewers send almost nothing: at most this many messages per window, each at most MAX_INBOUND_BYTES. */
 const MAX_INBOUND_MESSAGES = 20;
 const INBOUND_WINDOW_MS = 10_000;
 const MAX_INBOUND_BYTES = 4096;
-
-interface Viewer {
-  ws: WebSocket;
-  /** The TCP socket under `ws`: ended at once when the viewer is refused. */
-  socket: Duplex;
-  /** Set while the socket is backed up; such a viewer gets a `reset` once it drains. */
-  lagging: boolean;
-  alive: boolean;
-  /** The seq this viewer needs next: events before it reached it already (in its reset, resume slice or a frame). */
-  next: number;
-}
-
-/**
- * With this many viewers or more, a channel sends at most one frame every COALESCE_MS: a batch that
- * finds the channel quiet for that long goes out at once; batches that follow sooner wait together
- * until COALESCE_MS after the last frame and go out as one. A crowd gets fewer, larger messages (each
- * costs every viewer a wake-up and the server a write per socket) for at most COALESCE_MS of added
- * delay, and none on a quiet page. Smaller audiences get every batch at once.
- */
-const COALESCE_MIN_VIEWERS = 250;
-const COALESCE_MS = 40;
-
-/** All viewers of one session; each batch is framed once and the same bytes go to every viewer. */
-class Channel {
-  readonly viewers = new Set<Viewer>();
-  private readonly unsubscribe: () => void;
-  private readonly onStatus = (): void => {
-    try {
-      this.status();
-    } catch (err) {
-      this.hub.channelFailed(this, err);
-    }
-  };
-
-  constructor(
-    readonly session: Session,
-    private readonly hub: StreamHub,
-  ) {
-    this.unsubscribe = session.log.subscribe((batch) => this.onBatch(batch));
-    session.on('status', this.onStatus);
-  }
-
-  /** Unsent bytes of this channel's viewers, as of its last broadcast. */
-  buffered = 0;
-  /** Events appended to the log but not yet sent (coalescing for a crowd); contiguous seqs from `from`. */
-  private pending: { from: number; events: string[] } | null = null;
-  private flushTimer: NodeJS.Timeout | null = null;
-  /** When the last events frame went out (performance.now()). */
-  private lastBroadcast = -Infinity;
-
-  private onBatch(batch: Batch): void {
-    if (this.pending) {
-      this.pending.events.push(...batch.events);
-      return;
-    }
-    const quietFor = performance.now() - this.lastBroadcast;
-    if (this.viewers.size < COALESCE_MIN_VIEWERS || quietFor >= COALESCE_MS) return this.broadcast(batch);
-    this.pending = { from: batch.from, events: [...batch.events] };
-    this.flushTimer = setTimeout(() => this.flush(), COALESCE_MS - quietFor);
-  }
-
-  /** Sends what is pending now (before a status, an end, or when the coalescing window closes). */
-  flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    const pending = this.pending;
-    this.pending = null;
-    if (pending) this.broadcast(pending);
-  }
-
-  private broadcast(slice: Slice): void {
-    this.lastBroadcast = performance.now();
-    const frames = eventsFrames('events', slice);
-    const to = slice.from + slice.events.length - 1;
-    let sum = 0;
-    for (const v of this.viewers) sum += unsentBytes(v.ws);
-    const bound = this.hub.boundFor(this.hub.bufferedBesides(this) + sum);
-    for (const v of this.viewers) {
-      if (v.lagging) continue;
-      if (unsentBytes(v.ws) > bound) {
-        v.lagging = true;
-        continue;
-      }
-      if (v.next > to) continue; // joined after these events were logged: its reset had them
-      // Joined halfway through a coalesced slice: only the rest, in frames of its own.
-      const own = v.next > slice.from ? eventsFrames('events', { from: v.next, events: slice.events.slice(v.next - slice.from) }) : frames;
-      for (const frame of own) {
-        sendShared(v.ws, frame);
-        sum += frame.length;
-      }
-      v.next = to + 1;
-    }
-    this.buffered = sum;
-  }
-
-  private status(): void {
-    this.flush();
-    const frame = statusFrame(this.session);
-    for (const v of this.viewers) sendShared(v.ws, frame);
-    if (!this.session.streaming) for (const v of [...this.viewers]) this.end(v);
-  }
-
-  /** Everything is delivered (sends are queued in order): say so and close (normally, unless the server is going). */
-  end(v: Viewer): void {
-    if (v.lagging) this.reset(v);
-    this.hub.sendEnd(v.ws, this.session);
-    this.remove(v);
-  }
-
-  reset(v: Viewer): void {
-    v.lagging = false;
-    for (const frame of resetFrames(this.session.log)) sendShared(v.ws, frame);
-    v.next = this.session.log.lastSeq + 1;
-  }
-
-  remove(v: Viewer): void {
-    // Called from end() and again from the socket's close event: only the first call counts.
-    if (!this.viewers.delete(v)) return;
-    if (this.viewers.size === 0) this.close();
-  }
-
-  close(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.pending = null;
-    this.unsubscribe();
-    this.session.off('status', this.onStatus);
-    this.hub.channelClosed(this);
-  }
-}
 
 /** A close reason may be at most 123 bytes of UTF-8 (RFC 6455); longer ones are cut at a character. */
 function fitReason(reason: string): string {
@@ -183,20 +60,16 @@ function fitReason(reason: string): string {
 const SESSION_PATH = /^\/workflows\/visual\/([^/]+)\/?$/;
 
 /** The WebSocket side of `WS /workflows/visual/{session_id}` (see docs/PROTOCOL.md). */
-export class StreamHub {
+export class StreamHub implements ChannelHost {
   readonly epoch = randomUUID();
   readonly maxBufferedBytes: number;
   private readonly maxTotalBufferedBytes: number;
   private readonly pressureBufferedBytes: number;
   /** As of the last check (every 250 ms): unsent bytes of all viewers, and viewers waiting for a reset. */
   readonly backlog = { bufferedBytes: 0, lagging: 0, resets: 0 };
-  private readonly wss = new WebSocketServer({
-    noServer: true,
-    // Frames past this never reach us (ws closes with 1009); smaller ones over our limit get a reason.
-    maxPayload: 16 * MAX_INBOUND_BYTES,
-    // Negotiated here, but compressed by sendShared: once per frame, not once per viewer.
-    perMessageDeflate: NEGOTIATE_ONLY,
-  });
+  private readonly wss: WebSocketServer;
+  /** Frames are compressed once for all viewers; false when the installed ws lacks what that needs (then ws compresses per viewer). */
+  readonly sharedDeflate: boolean;
   private readonly channels = new Map<string, Channel>();
   private connections = 0;
   private readonly perAddress = new Map<string, number>();
@@ -205,11 +78,28 @@ export class StreamHub {
   private readonly timer: NodeJS.Timeout;
   private readonly drainTimer: NodeJS.Timeout;
   connectionsRefused = 0;
+  /** Viewers that came back with `since` (a resume), and those of them whose gap could not be filled (a reset). */
+  readonly reconnections = { total: 0, reset: 0 };
+  /** Sockets of viewers now connected, and what those already gone were sent (on the wire: frames, pings, the upgrade). */
+  private readonly sockets = new Set<Duplex>();
+  private bytesSentClosed = 0;
 
   constructor(private readonly options: HubOptions) {
     this.maxBufferedBytes = options.maxBufferedBytes ?? 8 * 1024 * 1024;
     this.maxTotalBufferedBytes = options.maxTotalBufferedBytes ?? 256 * 1024 * 1024;
     this.pressureBufferedBytes = Math.min(this.maxBufferedBytes, options.pressureBufferedBytes ?? 512 * 1024);
+    this.sharedDeflate = options.sharedDeflate ?? SHARED_DEFLATE_PROBLEM === null;
+    if (!this.sharedDeflate && SHARED_DEFLATE_PROBLEM !== null) {
+      options.log.warn({ problem: SHARED_DEFLATE_PROBLEM }, 'shared deflate is off: ws compresses for each viewer (slower with large audiences)');
+    }
+    this.wss = new WebSocketServer({
+      noServer: true,
+      // Frames past this never reach us (ws closes with 1009); smaller ones over our limit get a reason.
+      maxPayload: 16 * MAX_INBOUND_BYTES,
+      // Negotiated here, but compressed by sendShared: once per frame, not once per viewer.
+      // Without shared deflate, ws's own per-message compression (with its context per viewer).
+      perMessageDeflate: this.sharedDeflate ? NEGOTIATE_ONLY : { threshold: COMPRESS_MIN_BYTES },
+    });
     this.timer = setInterval(() => this.tick(), options.pingIntervalMs ?? 10_000);
     this.timer.unref();
     this.drainTimer = setInterval(() => this.checkLaggards(), 250);
@@ -218,6 +108,23 @@ export class StreamHub {
 
   get connectionCount(): number {
     return this.connections;
+  }
+
+  /** Bytes written to viewer sockets since start. */
+  get bytesSent(): number {
+    let total = this.bytesSentClosed;
+    for (const s of this.sockets) total += (s as Partial<Socket>).bytesWritten ?? 0;
+    return total;
+  }
+
+  /** Viewers watching one session now. */
+  viewerCount(sessionId: string): number {
+    return this.channels.get(sessionId)?.viewers.size ?? 0;
+  }
+
+  /** How frames to viewers are compressed, for /health/visual. */
+  get compression(): { mode: 'shared' | 'ws'; problem: string | null; ws_compressed_frames: number } {
+    return { mode: this.sharedDeflate ? 'shared' : 'ws', problem: SHARED_DEFLATE_PROBLEM, ws_compressed_frames: fallback.frames };
   }
 
   /**
@@ -258,15 +165,21 @@ export class StreamHub {
     let denied: Refusal | null = this.shuttingDown ? { code: CloseCode.goingAway, reason: 'server shutting down' } : null;
     if (!denied) {
       denied = await this.options.authorize(sessionId, params.get('token'), req).catch((err: unknown) => {
-        this.options.log.error({ err }, 'viewer authorization failed');
+        this.options.log.error({ err, session: sessionId.slice(0, 64) }, 'viewer authorization failed');
         return { code: CloseCode.internalError, reason: 'internal error' };
       });
     }
     if (socket.destroyed) return;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      const viewer: Viewer = { ws, socket, lagging: false, alive: true, next: 1 };
-      ws.on('error', (err) => this.options.log.debug({ err: err.message }, 'viewer socket error'));
-      const refusal = denied ?? this.count(ws, req.socket.remoteAddress ?? 'unknown');
+      const viewer: Viewer = { ws, socket, sessionId: sessionId.slice(0, 64), lagging: false, alive: true, next: 1 };
+      this.sockets.add(socket);
+      ws.once('close', () => {
+        if (this.sockets.delete(socket)) this.bytesSentClosed += (socket as Partial<Socket>).bytesWritten ?? 0;
+      });
+      if (!this.sharedDeflate) letWsCompress(ws);
+      ws.on('error', (err) => this.options.log.debug({ err: err.message, session: viewer.sessionId }, 'viewer socket error'));
+      const address = this.options.clientAddress?.(req) ?? req.socket.remoteAddress ?? 'unknown';
+      const refusal = denied ?? this.count(ws, address);
       if (refusal) return this.refuse(viewer, refusal.code, refusal.reason);
       this.guardInbound(viewer);
       try {
@@ -279,9 +192,9 @@ export class StreamHub {
   }
 
   /** Closes with the code and reason, then ends the connection at once instead of waiting for the peer's close. */
-  private refuse(v: Pick<Viewer, 'ws' | 'socket'>, code: number, reason: string): void {
+  private refuse(v: Pick<Viewer, 'ws' | 'socket' | 'sessionId'>, code: number, reason: string): void {
     this.connectionsRefused++;
-    this.options.log.info({ code, reason }, 'viewer refused');
+    this.options.log.info({ code, reason, session: v.sessionId }, 'viewer refused');
     if (v.ws.readyState === v.ws.OPEN) v.ws.close(code, fitReason(reason));
     v.socket.end();
     setTimeout(() => v.socket.destroy(), 1000).unref();
@@ -341,7 +254,7 @@ export class StreamHub {
       try {
         onMessage(data, isBinary);
       } catch (err) {
-        this.options.log.error({ err }, 'viewer message failed');
+        this.options.log.error({ err, session: viewer.sessionId }, 'viewer message failed');
         this.refuse(viewer, CloseCode.internalError, 'internal error');
       }
     });
@@ -366,11 +279,13 @@ export class StreamHub {
     const channel = session.streaming ? this.channel(session) : null;
     const sameEpoch = params.get('epoch') === this.epoch;
     const slice = since !== null && sameEpoch ? session.log.since(since) : null;
+    if (since !== null) this.reconnections.total++;
     if (slice) {
       if (slice.events.length > 0) for (const frame of eventsFrames('events', slice)) sendShared(ws, frame);
     } else if (session.log.lastSeq > 0 && !session.log.released) {
       // A released log (an ended run, kept by the store) has no reset: hello says `recorded`, the recording is at /events.
       for (const frame of resetFrames(session.log)) sendShared(ws, frame);
+      if (since !== null) this.reconnections.reset++;
     }
     // Both reach the end of the log, events still waiting in the channel's coalescing buffer included.
     viewer.next = session.log.lastSeq + 1;

@@ -1,6 +1,6 @@
-import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { constants as zlibConstants, deflateRaw, deflateRawSync } from 'node:zlib';
+import * as wsModule from 'ws';
 import type { WebSocket } from 'ws';
 
 /**
@@ -14,9 +14,12 @@ import type { WebSocket } from 'ws';
  * every viewer that negotiated the extension. The price is ratio on small frames (about 2× instead
  * of 9×); large ones (snapshots, resets) compress as before.
  *
- * This writes through the socket's `Sender` (`Sender.frame`, `sender.sendFrame`: public in ws's
- * code, not in its docs); `ws` itself never compresses (its threshold is out of reach), so its own
- * sends and ours never interleave with a compression in progress and stay in order.
+ * This writes through the socket's `Sender` (`Sender.frame`, `sender.sendFrame`: exported by ws's
+ * public entry, not in its docs; package.json pins ws exactly); `ws` itself never compresses (its
+ * threshold is out of reach), so its own sends and ours never interleave with a compression in
+ * progress and stay in order. At load, `SHARED_DEFLATE_PROBLEM` checks that what we rely on is
+ * there and frames as we expect; if not, the hub lets ws compress as usual (slower for crowds) and
+ * /health/visual says so.
  */
 
 /** Frames shorter than this go uncompressed: deflate without context gains little on them. */
@@ -43,8 +46,41 @@ interface SocketInternals {
   _extensions?: Record<string, { params?: Record<string, unknown> } | undefined>;
 }
 
-const { Sender } = createRequire(import.meta.url)('ws') as { Sender?: SenderClass };
 const TEXT = 0x1;
+
+/**
+ * Why `candidate` cannot serve as ws's `Sender` for shared deflate, or null when it can: it must
+ * frame a compressed text message exactly as RFC 6455 says, and its instances must write frames.
+ */
+export function senderProblem(candidate: unknown): string | null {
+  const S = candidate as Partial<SenderClass> & { prototype?: { sendFrame?: unknown } } | undefined;
+  if (typeof S !== 'function' && typeof S !== 'object') return 'ws exports no Sender';
+  if (typeof S?.frame !== 'function') return 'ws.Sender has no static frame()';
+  if (typeof S.prototype?.sendFrame !== 'function') return 'ws.Sender has no sendFrame()';
+  try {
+    const out = S.frame(Buffer.from('ok'), { fin: true, rsv1: true, opcode: TEXT, mask: false, readOnly: true });
+    const bytes = Array.isArray(out) ? Buffer.concat(out) : null;
+    // FIN + RSV1 + text opcode, unmasked length 2, then the payload.
+    if (!bytes?.equals(Buffer.from([0xc1, 0x02, 0x6f, 0x6b]))) return 'ws.Sender.frame() frames differently than expected';
+  } catch (err) {
+    return `ws.Sender.frame() threw: ${(err as Error).message}`;
+  }
+  return null;
+}
+
+const Sender = (wsModule as unknown as { Sender?: SenderClass }).Sender;
+/** Why shared deflate is off in this process (the installed ws lacks what it relies on), or null. */
+export const SHARED_DEFLATE_PROBLEM = senderProblem(Sender);
+
+/** Sockets of a hub without shared deflate: ws compresses what it sends them itself. */
+const wsCompresses = new WeakSet<WebSocket>();
+/** Frames sent through ws's own compression path since start (0 unless shared deflate is off). */
+export const fallback = { frames: 0 };
+
+/** From now on this viewer's frames go through ws's own per-message compression. */
+export function letWsCompress(ws: WebSocket): void {
+  wsCompresses.add(ws);
+}
 const deflatedFrames = new WeakMap<Buffer, Buffer>();
 
 /**
@@ -87,7 +123,7 @@ function deflateLater(frame: Buffer): Promise<Buffer> {
 function takesSharedDeflate(ws: WebSocket): boolean {
   const internals = ws as unknown as SocketInternals;
   const params = internals._extensions?.['permessage-deflate']?.params;
-  if (!params || typeof internals._sender?.sendFrame !== 'function' || !Sender) return false;
+  if (!params || SHARED_DEFLATE_PROBLEM !== null || wsCompresses.has(ws) || typeof internals._sender?.sendFrame !== 'function') return false;
   const bits = params.server_max_window_bits;
   return bits === undefined || bits === true || Number(bits) >= 15;
 }
@@ -108,6 +144,11 @@ function needsAsyncDeflate(ws: WebSocket, frame: Buffer): boolean {
 
 function write(ws: WebSocket, buf: Buffer): void {
   if (ws.readyState !== ws.OPEN) return;
+  if (wsCompresses.has(ws)) {
+    fallback.frames++;
+    ws.send(buf, { binary: false });
+    return;
+  }
   if (buf.length < COMPRESS_MIN_BYTES || !takesSharedDeflate(ws)) {
     ws.send(buf, { binary: false, compress: false });
     return;

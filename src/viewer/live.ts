@@ -4,11 +4,14 @@
  * timer would hold them back by its buffer, which is what made the documented setup seconds late.
  */
 import { EventType, IncrementalSource, Replayer, type eventWithTime } from 'rrweb';
-import { CloseCode, PROTOCOL_VERSION, type ServerFrame, type WireEvent } from '../protocol/index.js';
+import { CloseCode, PROTOCOL_VERSION, type ServerFrame, type SessionStatus, type StepInfo, type WireEvent } from '../protocol/index.js';
 import { canvasPlugin } from './canvas.js';
+import { showControl } from './control.js';
+import { showTabs, tabsOf } from './tabs.js';
 import { eventCleaner, makeInert } from './inert.js';
-import { fetchRecording, mountReplay, type ReplayHandle } from './replay.js';
-import { $, fitWrapper, renderStatus, sessionId, setConnection, ui, withToken } from './ui.js';
+import { fetchRecording, mountReplay, startReplay, type ReplayHandle } from './replay.js';
+import { highlightStep } from './steps.js';
+import { $, explainNoPage, fitWrapper, renderStatus, sessionId, setConnection, ui, withToken } from './ui.js';
 
 /** Every event is "in the past" relative to this, so rrweb casts it synchronously. */
 const FAR_FUTURE = Number.MAX_SAFE_INTEGER;
@@ -33,17 +36,20 @@ const state = {
   ended: false,
   /** The run is kept in the store (hello): what the stream cannot give any more, the replay can. */
   recorded: false,
-  /** The last hello said the run had already ended: an `end` then may leave us short of its events. */
-  joinedEnded: false,
   retries: 0,
   /** server clock minus ours, from hello/ping; latency is read on the server's clock. */
   clockOffset: 0,
   latencyMs: null as number | null,
   size: { width: 1280, height: 720 },
+  /** The run as the last hello or status told it. */
+  run: { status: 'queued' as SessionStatus, steps: [] as StepInfo[], currentStep: null as number | null, error: null as string | null },
 };
 
 let replayer: Replayer | null = null;
 let clean = eventCleaner();
+
+/** The live page's Replayer now (rebuilt on every reset), for the control layer. */
+export const liveReplayer = (): Replayer | null => replayer;
 
 function fit(): void {
   fitWrapper(replayer?.wrapper, state.size);
@@ -109,6 +115,10 @@ function apply(events: WireEvent[]): void {
     r.addEvent(clean(e) as eventWithTime);
     if (e.type === EventType.IncrementalSnapshot) queueMicrotask(() => moveCursor(r, e));
     else if (e.type === EventType.Meta) queueMicrotask(() => forgetBefore(r, e));
+    else if (e.type === EventType.Custom) {
+      const tabs = tabsOf(e);
+      if (tabs) showTabs(tabs);
+    }
   }
 }
 
@@ -125,6 +135,46 @@ function noteLatency(events: WireEvent[]): void {
   ui.latency.textContent = `${Math.round(state.latencyMs)} ms`;
 }
 
+/** The run as a hello or status frame tells it: the panel, and the step highlighted unless the viewer is rewinding. */
+function showRun(frame: { status: SessionStatus; steps: StepInfo[]; currentStep: number | null; error: string | null }): void {
+  state.run = { status: frame.status, steps: frame.steps, currentStep: frame.currentStep, error: frame.error };
+  renderStatus(frame.status, frame.steps, frame.currentStep, frame.error);
+  if (!rewind.handle && !rewind.opening) highlightStep(frame.currentStep);
+}
+
+/**
+ * The run is over: the view becomes its replay (the page stays where it is, the controls become the
+ * replay's). A viewer that was rewinding keeps its place, in the recording it already has.
+ */
+async function toReplay(): Promise<void> {
+  liveControls(false);
+  $('golive').hidden = true;
+  await rewind.pending;
+  if (!state.recorded) {
+    $('controls').hidden = true;
+    fit();
+    if (!ui.placeholder.hidden) explainNoPage(state.run.status, state.run.steps, state.run.error);
+    return;
+  }
+  if (rewind.handle) {
+    replayer?.destroy();
+    replayer = null;
+    ui.root.dataset.mode = 'replay';
+    ui.root.dataset.rewinding = 'false';
+    ui.latency.hidden = true;
+    setConnection('replay', 'replay');
+    return;
+  }
+  try {
+    // Mounted over the live page before that goes, so the final page never blinks.
+    await startReplay();
+    replayer?.destroy();
+    replayer = null;
+  } catch (err) {
+    console.warn('domcast viewer: the recording could not be loaded for replay', err);
+  }
+}
+
 function onFrame(frame: ServerFrame): void {
   switch (frame.t) {
     case 'hello':
@@ -134,11 +184,13 @@ function onFrame(frame: ServerFrame): void {
       state.clockOffset = frame.serverTime - Date.now();
       // Without a recording there is nothing to rewind through.
       $('controls').hidden = !frame.recorded;
+      fit();
       state.recorded = frame.recorded;
-      state.joinedEnded = frame.status !== 'running' && frame.status !== 'queued';
       ui.workflow.textContent = frame.workflow;
       document.title = `${frame.workflow} · domcast`;
-      renderStatus(frame.status, frame.steps, frame.currentStep, frame.error);
+      showRun(frame);
+      showControl(frame.control);
+      showTabs(frame.tabs);
       setConnection('live', frame.status === 'running' || frame.status === 'queued' ? 'live' : 'connected');
       state.retries = 0;
       break;
@@ -166,13 +218,15 @@ function onFrame(frame: ServerFrame): void {
       break;
     }
     case 'status':
-      renderStatus(frame.status, frame.steps, frame.currentStep, frame.error);
+      showRun(frame);
+      showControl(frame.control);
       break;
     case 'end':
       state.ended = true;
       setConnection('ended', frame.reason ?? `run ${frame.status}`);
-      // Events we never got (we were away when the run ended, and its log is now only in the store): the replay has them.
-      if (state.joinedEnded && frame.lastSeq > state.lastSeq && state.recorded && !frame.reason) location.reload();
+      // A recording that stopped early (`reason`) has nothing more to show; a run that ended has its
+      // replay, which also holds any events we never got (we were away when it ended).
+      if (!frame.reason) void toReplay();
       break;
     case 'ping':
       state.clockOffset = frame.serverTime - Date.now();
@@ -218,6 +272,8 @@ function connect(): void {
 const rewind = {
   handle: null as ReplayHandle | null,
   opening: false,
+  /** Settles when an opening rewind is ready (or at once). */
+  pending: Promise.resolve() as Promise<void>,
   /** Seq of the last event the rewind replayer has. */
   seq: 0,
   /** Live events that arrive while the recording is being fetched. */
@@ -235,8 +291,13 @@ const rewind = {
     this.handle.addEvents(fresh.map((x) => x.event));
   },
 
-  async open(fraction: number | 'end'): Promise<void> {
-    if (this.opening || this.handle) return;
+  open(fraction: number | 'end'): Promise<void> {
+    if (this.opening || this.handle || state.ended) return this.pending;
+    this.pending = this.load(fraction);
+    return this.pending;
+  },
+
+  async load(fraction: number | 'end'): Promise<void> {
     this.opening = true;
     liveControls(false);
     const events = await fetchRecording();
@@ -263,11 +324,18 @@ const rewind = {
     if (replayer) replayer.wrapper.style.display = '';
     ui.root.dataset.rewinding = 'false';
     liveControls(true);
+    highlightStep(state.run.currentStep);
     fit();
   },
 };
 
 const onLivePlay = () => void rewind.open('end');
+/** Space on the bar pauses, as in the replay; arrows move it (an `input`, so a rewind opens there). */
+const onLiveSeekKey = (e: KeyboardEvent) => {
+  if (e.key !== ' ') return;
+  e.preventDefault();
+  onLivePlay();
+};
 const onLiveSeek = (e: Event) => {
   const seek = e.target as HTMLInputElement;
   void rewind.open(Number(seek.max) > 0 ? Number(seek.value) / Number(seek.max) : 1);
@@ -289,9 +357,11 @@ function liveControls(on: boolean): void {
     golive.textContent = '● Live';
     play.addEventListener('click', onLivePlay);
     seek.addEventListener('input', onLiveSeek);
+    seek.addEventListener('keydown', onLiveSeekKey);
   } else {
     play.removeEventListener('click', onLivePlay);
     seek.removeEventListener('input', onLiveSeek);
+    seek.removeEventListener('keydown', onLiveSeekKey);
   }
 }
 

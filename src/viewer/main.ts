@@ -1,15 +1,28 @@
 /** The viewer: a finished run is replayed with controls; a running one is followed live. */
-import { startLive } from './live.js';
+import { startControl } from './control.js';
+import { startEmbed } from './embed.js';
+import { liveReplayer, startLive } from './live.js';
 import { startReplay } from './replay.js';
+import { wireSteps } from './steps.js';
 import { sessionId, withToken } from './ui.js';
 
 const ENDED = ['succeeded', 'failed', 'cancelled', 'interrupted', 'imported'];
 
 async function boot(): Promise<void> {
+  // Served with the page (routes/viewer.ts); a page opened some other way asks.
+  const served = document.documentElement.dataset.status;
+  if (served && served !== 'unknown') {
+    if (ENDED.includes(served)) await startReplay();
+    else startLive();
+    return;
+  }
   const res = await fetch(withToken(`/workflows/${encodeURIComponent(sessionId)}`)).catch(() => null);
   const info = res?.ok ? ((await res.json()) as { status: string }) : null;
   if (info && ENDED.includes(info.status)) await startReplay();
   else startLive();
 }
 
+startEmbed();
+wireSteps();
+startControl(liveReplayer);
 void boot();

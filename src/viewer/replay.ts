@@ -5,8 +5,10 @@
 import { EventType, Replayer, type eventWithTime } from 'rrweb';
 import { CustomTag, type SessionStatus, type StepCustomPayload, type StepInfo, type WireEvent } from '../protocol/index.js';
 import { canvasPlugin } from './canvas.js';
+import { showTabs, tabsOf } from './tabs.js';
 import { eventCleaner, makeInert } from './inert.js';
-import { $, fitWrapper, renderStatus, sessionId, setConnection, ui, withToken } from './ui.js';
+import { highlightStep, setStepPicker, stepAt, stepMarks, stepsFromRecording, type StepMark } from './steps.js';
+import { $, explainNoPage, fitWrapper, renderStatus, sessionId, setConnection, ui, withToken } from './ui.js';
 
 interface RunInfo {
   workflow: string;
@@ -56,6 +58,10 @@ export function mountReplay(events: WireEvent[], startAt: number | 'end'): Repla
     plugins: [canvasPlugin()],
   });
   makeInert(r);
+  r.on('event-cast', (e) => {
+    const tabs = tabsOf(e as WireEvent);
+    if (tabs) showTabs(tabs);
+  });
   let size = { width: 1280, height: 720 };
   const fit = () => fitWrapper(r.wrapper, size);
   r.on('resize', (d) => {
@@ -71,10 +77,13 @@ export function mountReplay(events: WireEvent[], startAt: number | 'end'): Repla
   const speed = $<HTMLSelectElement>('speed');
   const skip = $<HTMLInputElement>('skip');
   let meta = r.getMetaData();
+  let marks: StepMark[] = [];
   const refresh = () => {
     meta = r.getMetaData();
     seek.max = String(meta.totalTime);
-    $('markers').replaceChildren(...markers(r.service.state.context.events as WireEvent[], meta.startTime, meta.totalTime));
+    const all = r.service.state.context.events as WireEvent[];
+    marks = stepMarks(all);
+    $('markers').replaceChildren(...markers(all, meta.startTime, meta.totalTime));
   };
   refresh();
   $('controls').hidden = false;
@@ -83,7 +92,9 @@ export function mountReplay(events: WireEvent[], startAt: number | 'end'): Repla
   const show = (at: number) => {
     seek.value = String(at);
     time.textContent = `${clock(at)} / ${clock(meta.totalTime)}`;
+    seek.setAttribute('aria-valuetext', `${clock(at)} of ${clock(meta.totalTime)}`);
     ui.root.dataset.replayAt = String(Math.round(at));
+    highlightStep(stepAt(marks, meta.startTime + at));
   };
   const setPlaying = (on: boolean) => {
     playing = on;
@@ -114,10 +125,23 @@ export function mountReplay(events: WireEvent[], startAt: number | 'end'): Repla
     tick();
   };
   const onSeek = () => goTo(Number(seek.value));
+  // The bar counts milliseconds: an arrow moves 5 s (as video players do), Space plays or pauses.
+  const onSeekKey = (e: KeyboardEvent) => {
+    const by = { ArrowLeft: -5000, ArrowDown: -5000, ArrowRight: 5000, ArrowUp: 5000 }[e.key];
+    if (by !== undefined) goTo(Number(seek.value) + by);
+    else if (e.key === ' ') onPlay();
+    else return;
+    e.preventDefault();
+  };
   const onSpeed = () => r.setConfig({ speed: Number(speed.value) });
   const onSkip = () => r.setConfig({ skipInactive: skip.checked });
   play.addEventListener('click', onPlay);
   seek.addEventListener('input', onSeek);
+  seek.addEventListener('keydown', onSeekKey);
+  setStepPicker((index) => {
+    const mark = marks.find((m) => m.index === index);
+    if (mark) goTo(mark.at - meta.startTime);
+  });
   speed.addEventListener('change', onSpeed);
   skip.addEventListener('change', onSkip);
   r.setConfig({ speed: Number(speed.value), skipInactive: skip.checked });
@@ -138,6 +162,8 @@ export function mountReplay(events: WireEvent[], startAt: number | 'end'): Repla
       setPlaying(false);
       play.removeEventListener('click', onPlay);
       seek.removeEventListener('input', onSeek);
+      seek.removeEventListener('keydown', onSeekKey);
+      setStepPicker(null);
       speed.removeEventListener('change', onSpeed);
       skip.removeEventListener('change', onSkip);
       window.removeEventListener('resize', fit);
@@ -151,25 +177,34 @@ export async function fetchRecording(): Promise<WireEvent[]> {
   return (await fetch(withToken(`/workflows/${encodeURIComponent(sessionId)}/events`))).json() as Promise<WireEvent[]>;
 }
 
-/** Replay mode, for a run that has ended (or was interrupted); `?t=<ms>` opens at that moment. */
-export async function startReplay(): Promise<void> {
+/**
+ * Replay mode, for a run that has ended (or was interrupted); `?t=<ms>` opens at that moment (else at
+ * the end). Also where a live view goes when its run ends, so it resolves to the run's handle.
+ */
+export async function startReplay(): Promise<ReplayHandle | null> {
   const [info, events] = await Promise.all([
     fetch(withToken(`/workflows/${encodeURIComponent(sessionId)}`)).then((r) => r.json() as Promise<RunInfo>),
     fetchRecording(),
   ]);
+  // A recording replayed from a file has no run behind it: its own step marks say what the steps were.
+  const steps = info.steps.length > 0 ? info.steps : stepsFromRecording(events);
   ui.workflow.textContent = info.workflow;
   document.title = `${info.workflow} · domcast replay`;
-  renderStatus(info.status, info.steps, null, info.error);
-  setConnection('replay', 'replay');
+  renderStatus(info.status, steps, null, info.error);
   ui.latency.hidden = true;
   ui.seq.textContent = `${events.length} events`;
   $('golive').hidden = true;
-  if (events.length < 2) {
-    ui.placeholder.querySelector('.spinner')?.remove();
-    ui.placeholder.querySelector('p')!.textContent = 'Nothing was recorded for this run.';
-    return;
+  ui.root.dataset.mode = 'replay';
+  // Step and status marks alone (a run that failed before its first page) make nothing to replay.
+  if (!events.some((e) => e.type === EventType.FullSnapshot)) {
+    $('controls').hidden = true;
+    explainNoPage(info.status, steps, info.error);
+    setConnection('replay', 'replay');
+    return null;
   }
   const params = new URLSearchParams(location.search);
   const t = Number(params.get('t'));
-  mountReplay(events, params.has('t') && Number.isFinite(t) ? t : 'end');
+  const handle = mountReplay(events, params.has('t') && Number.isFinite(t) ? t : 'end');
+  setConnection('replay', 'replay');
+  return handle;
 }

@@ -50,12 +50,14 @@ export const extractStep = z.looseObject({
   goal: optionalText,
 });
 export const screenshotStep = z.looseObject({ ...base, type: z.literal('screenshot'), fullPage: z.boolean().optional() });
+/** Ours: the run waits for a person to take control and release it (issue 16); `timeoutMs` (default 5 min, at most 1 h) fails it. */
+export const humanStep = z.looseObject({ ...base, type: z.literal('human'), timeoutMs: z.number().int().positive().max(3_600_000).optional() });
 
-const STEP_TYPES = ['navigation', 'click', 'input', 'select_change', 'key_press', 'scroll', 'wait', 'extract_page_content', 'screenshot'];
+const STEP_TYPES = ['navigation', 'click', 'input', 'select_change', 'key_press', 'scroll', 'wait', 'extract_page_content', 'screenshot', 'human'];
 
 export const step = z.discriminatedUnion(
   'type',
-  [navigationStep, clickStep, inputStep, selectChangeStep, keyPressStep, scrollStep, waitStep, extractStep, screenshotStep],
+  [navigationStep, clickStep, inputStep, selectChangeStep, keyPressStep, scrollStep, waitStep, extractStep, screenshotStep, humanStep],
   {
     error: (issue) => {
       const type = (issue.input as { type?: unknown } | undefined)?.type;

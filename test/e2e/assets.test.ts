@@ -44,7 +44,7 @@ describe('captured assets over HTTP', () => {
   test("a captured URL redirects to its body's hash, which is served with its type and locked-down headers", async () => {
     const session = endedSession(stack);
     const png = randomBytes(300);
-    const { hash } = stack.server.deps.assets.put(session.id, 'https://site.test/logo.png?v=2', 'image/png', png);
+    const { hash } = await stack.server.deps.assets.put(session.id, 'https://site.test/logo.png?v=2', 'image/png', png);
     const hop = await get(stack, assetPath(session.id, 'https://site.test/logo.png?v=2'), withKey);
     assert.equal(hop.status, 302);
     assert.equal(hop.headers.get('location'), `${assetPrefix(session.id)}h/${hash}`);
@@ -59,7 +59,28 @@ describe('captured assets over HTTP', () => {
     assert.match(ASSET_CSP, /^sandbox; default-src 'none'; /);
     assert.equal(res.headers.get('cross-origin-resource-policy'), 'same-origin');
     assert.equal(res.headers.get('referrer-policy'), 'no-referrer');
-    assert.equal(res.headers.get('vary'), 'sec-fetch-dest');
+    assert.equal(res.headers.get('vary'), 'sec-fetch-dest, accept-encoding');
+    assert.equal(res.headers.get('content-encoding'), null, 'a PNG is compressed already');
+  });
+
+  test('SVG, CSS and uncompressed fonts go brotli- or gzip-compressed to a viewer that accepts it, the same bytes once decoded', async () => {
+    const session = endedSession(stack);
+    const svg = Buffer.from(`<svg xmlns="http://www.w3.org/2000/svg">${'<rect width="10" height="10" fill="#123456"/>'.repeat(50)}</svg>`);
+    const url = 'https://site.test/sprite.svg';
+    await stack.server.deps.assets.put(session.id, url, 'image/svg+xml', svg);
+    const cases: [string, string | null][] = [
+      ['gzip, deflate, br, zstd', 'br'],
+      ['gzip, deflate', 'gzip'],
+      ['br;q=0, gzip', 'gzip'],
+      ['identity', null],
+    ];
+    for (const [accept, encoding] of cases) {
+      const res = await fetchAsset(stack, session.id, url, { ...withKey, 'accept-encoding': accept });
+      assert.equal(res.headers.get('content-encoding'), encoding, accept);
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), svg, `${accept}: the body decodes to what was captured`);
+      const sent = Number(res.headers.get('content-length'));
+      assert.ok(encoding ? sent < svg.length / 5 : sent === svg.length, `${accept}: ${sent} bytes sent for ${svg.length}`);
+    }
   });
 
   test('SVG, CSS and fonts keep their types; HTML, XHTML, XML, scripts and the unknown are never served as something a browser runs', async () => {
@@ -76,7 +97,7 @@ describe('captured assets over HTTP', () => {
     ];
     for (const [captured, served] of cases) {
       const url = `https://site.test/${captured}`;
-      stack.server.deps.assets.put(session.id, url, captured, Buffer.from(`<html><script>alert(1)</script></html> ${captured}`));
+      await stack.server.deps.assets.put(session.id, url, captured, Buffer.from(`<html><script>alert(1)</script></html> ${captured}`));
       const res = await fetchAsset(stack, session.id, url);
       assert.equal(res.headers.get('content-type'), served, captured);
       assert.equal(res.headers.get('content-security-policy'), ASSET_CSP);
@@ -130,8 +151,8 @@ describe('captured assets over HTTP', () => {
     const mine = endedSession(stack);
     const theirs = endedSession(stack);
     const shared = Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"/>');
-    const { hash } = stack.server.deps.assets.put(mine.id, 'https://a.test/x.svg', 'image/svg+xml', shared);
-    stack.server.deps.assets.put(theirs.id, 'https://b.test/x.svg', 'image/svg+xml', shared);
+    const { hash } = await stack.server.deps.assets.put(mine.id, 'https://a.test/x.svg', 'image/svg+xml', shared);
+    await stack.server.deps.assets.put(theirs.id, 'https://b.test/x.svg', 'image/svg+xml', shared);
     const myToken = await stack.server.deps.viewerTokens.issue(mine.id);
     const theirPaths = [assetPath(theirs.id, 'https://b.test/x.svg'), `${assetPrefix(theirs.id)}h/${hash}`];
     for (const path of theirPaths) {
@@ -155,8 +176,8 @@ describe('captured assets over HTTP', () => {
   test("the viewer page sets an HttpOnly cookie scoped to its session's assets, which the asset routes accept", async () => {
     const session = endedSession(stack);
     const other = endedSession(stack);
-    stack.server.deps.assets.put(session.id, 'https://a.test/bg.png', 'image/png', Buffer.from('bg'));
-    stack.server.deps.assets.put(other.id, 'https://a.test/bg.png', 'image/png', Buffer.from('bg'));
+    await stack.server.deps.assets.put(session.id, 'https://a.test/bg.png', 'image/png', Buffer.from('bg'));
+    await stack.server.deps.assets.put(other.id, 'https://a.test/bg.png', 'image/png', Buffer.from('bg'));
     const link = new URL(await stack.server.viewerUrl(session.id));
     const viewer = await get(stack, link.pathname + link.search);
     assert.equal(viewer.status, 200);
@@ -249,7 +270,7 @@ describe('a captured hostile SVG in a real browser', () => {
   test('opened directly at its asset URL (with the cookie the viewer page set), it runs nothing and reaches nothing', async () => {
     const session = liveSession(stack);
     const url = 'https://evil.test/icon.svg';
-    stack.server.deps.assets.put(session.id, url, 'image/svg+xml', Buffer.from(hostileSvg(`${beacon.origin}/asset`)));
+    await stack.server.deps.assets.put(session.id, url, 'image/svg+xml', Buffer.from(hostileSvg(`${beacon.origin}/asset`)));
     const context = await browser.newContext();
     const page = await context.newPage();
     await page.goto(await stack.server.viewerUrl(session.id));
@@ -274,9 +295,9 @@ describe('a captured hostile SVG in a real browser', () => {
   test("in the viewer's page, the rewritten URLs load under VIEWER_CSP: as <img> the hostile SVG runs nothing, and <use> reaches a captured sprite", async () => {
     const session = liveSession(stack);
     const assets = stack.server.deps.assets;
-    assets.put(session.id, 'https://evil.test/icon.svg', 'image/svg+xml', Buffer.from(hostileSvg(`${beacon.origin}/img`)));
+    await assets.put(session.id, 'https://evil.test/icon.svg', 'image/svg+xml', Buffer.from(hostileSvg(`${beacon.origin}/img`)));
     const sprite = '<svg xmlns="http://www.w3.org/2000/svg"><symbol id="dot" viewBox="0 0 10 10"><rect width="10" height="10" fill="green"/></symbol></svg>';
-    assets.put(session.id, 'https://site.test/sprite.svg', 'image/svg+xml', Buffer.from(sprite));
+    await assets.put(session.id, 'https://site.test/sprite.svg', 'image/svg+xml', Buffer.from(sprite));
     const context = await browser.newContext();
     const page = await context.newPage();
     const served: string[] = [];
@@ -316,7 +337,7 @@ describe('a captured hostile SVG in a real browser', () => {
   test('a browser that sends no fetch metadata gets the SVG as SVG, sandboxed: it runs nothing', async () => {
     const session = endedSession(stack);
     const url = 'https://evil.test/old-browser.svg';
-    const { hash } = stack.server.deps.assets.put(session.id, url, 'image/svg+xml', Buffer.from(hostileSvg(`${beacon.origin}/no-metadata`)));
+    const { hash } = await stack.server.deps.assets.put(session.id, url, 'image/svg+xml', Buffer.from(hostileSvg(`${beacon.origin}/no-metadata`)));
     const path = `${assetPrefix(session.id)}h/${hash}`;
     // What the server answers without Sec-Fetch-Dest, handed to Chromium as the answer to its navigation.
     const served = await get(stack, path, withKey);

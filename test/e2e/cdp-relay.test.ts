@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import WebSocket from 'ws';
 import { BrowserLauncher, relayOf, type RelayDrop } from '../../src/browser/index.js';
+import { BROWSER_NICE } from '../../src/browser/cdp-relay-worker.js';
 
 const MIB = 1024 * 1024;
 
@@ -92,5 +94,31 @@ describe("the DevTools relay: a page's oversized messages never reach the server
     assert.equal(await page.textContent('p'), 'still here', "Playwright's own connection was not disturbed");
     await context.close();
     await until('Chromium to exit', () => !alive(pid));
+  });
+
+  test("a browser's processes are scheduled as one group below the server's (sched_autogroup, nice 10)", async (t) => {
+    if (!existsSync('/proc/sys/kernel/sched_autogroup_enabled') || readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() !== '1') {
+      return t.skip('this kernel does not group processes by session (sched_autogroup): browsers keep the server priority');
+    }
+    const context = await launcher.newContext();
+    const page = await context.newPage();
+    await page.setContent('<p>busy</p>');
+    const pgid = relayOf(context.browser())!.pid;
+    const group = (pid: number | string): string => readFileSync(`/proc/${pid}/autogroup`, 'utf8').trim();
+    // /proc/<pid>/stat: after the command's closing parenthesis, the 3rd field is the process group.
+    const tree = readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((pid) => {
+        try {
+          return Number(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[2]) === pgid;
+        } catch {
+          return false;
+        }
+      });
+    assert.ok(tree.length >= 3, `the browser's process group has its processes (${tree.length})`);
+    assert.match(group(pgid), new RegExp(`nice ${BROWSER_NICE}$`));
+    assert.deepEqual(new Set(tree.map(group)), new Set([group(pgid)]), 'renderers, zygote and utilities share the group');
+    assert.notEqual(group(pgid), group('self'), 'not the server\'s group');
+    await context.close();
   });
 });

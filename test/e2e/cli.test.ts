@@ -39,6 +39,8 @@ describe('domcast run', () => {
     assert.equal(result.status, 'succeeded');
     assert.equal(result.outputs.result, 'Bought 4 x Small');
     assert.equal(result.outputs.after_text, 'clicked Other action');
+    // The link dies with the command: what still works is said instead.
+    assert.match(stderr, /The viewer link stops working now that the run is over \(--keep-serving keeps it open\)\. Its recording is kept in \S+; replay it with:\n {2}(DOMCAST_DATA_DIR=\S+ )?npx domcast export [0-9a-f-]{36} > run\.json && npx domcast replay run\.json\n$/);
   });
 
   test('privacy flags reach the run: an invalid --block selector fails it before its first step, naming the field', async () => {
@@ -105,10 +107,32 @@ describe('domcast run', () => {
     }
   });
 
+  test('demo-site serves the demo site; on a port in use it says so and exits 1', async () => {
+    const site = spawn(process.execPath, [cli, 'demo-site', '--port', '0'], { cwd: projectRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      let out = '';
+      site.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const url = await new Promise<string>((resolve) => site.stdout.on('data', () => {
+        const found = /The demo site is at (http:\/\/127\.0\.0\.1:\d+)[^]*password=secret\n/.exec(out)?.[1];
+        if (found) resolve(found);
+      }));
+      assert.match(out, new RegExp(`npx domcast run workflows/demo\\.json -i site_url=${url.replace(/\./g, '\\.')} -i username=ada -i password=secret`));
+      const page = await fetch(`${url}/index.html`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /Acme Portal/);
+      const busy = await domcast(['demo-site', '--port', new URL(url).port]);
+      assert.equal(busy.code, 1);
+      assert.match(busy.stderr, new RegExp(`^domcast: 127\\.0\\.0\\.1:${new URL(url).port} is already in use \\(another demo site, or another program\\): stop it, or choose another port with --port\n$`));
+    } finally {
+      site.kill('SIGTERM');
+    }
+  });
+
   test('--help explains run and serve', async () => {
     const { code, stdout } = await domcast(['--help']);
     assert.equal(code, 0);
     assert.match(stdout, /domcast run <workflow\.json \| stored name>/);
     assert.match(stdout, /domcast serve/);
+    assert.match(stdout, /domcast demo-site \[--port 8080\]/);
   });
 });

@@ -29,12 +29,23 @@ describe('a crowd of viewers', () => {
     // within the window wait for it to close and go out together.
     await sleep(100);
     const before = crowd.map((v) => v.frames);
+    // The latency counted for each event (page timestamp → handed to every socket), as it is counted.
+    const counted: number[] = [];
+    const delivered = session.delivered.bind(session);
+    session.delivered = (timestamps) => {
+      counted.push(...timestamps.map((ts) => Date.now() - ts));
+      delivered(timestamps);
+    };
+    t = Date.now();
     batch(2);
     batch(2);
     batch(2);
     const burstEnd = session.log.lastSeq;
     await waitFor('the burst delivered', () => crowd.every((v) => v.lastSeq === burstEnd));
     crowd.forEach((v, i) => assert.equal(v.frames - before[i]!, 2, 'three batches: the first at once, the other two in one frame'));
+    session.delivered = delivered;
+    assert.equal(counted.length, 6, 'each event counted once');
+    assert.ok(counted.slice(2).every((ms) => ms >= 25), `the held-back events count their wait in the window: ${counted.join(', ')} ms`);
 
     const late: SeqViewer[] = [];
     for (let i = 0; i < 60; i++) {

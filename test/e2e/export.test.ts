@@ -116,6 +116,12 @@ describe('export and import', () => {
       await page.goto(url);
       await waitFor('replay mode', () => page.evaluate(() => document.documentElement.dataset.connection === 'replay'));
       await waitFor('the final page', async () => (await replayedText(page)) === expected);
+      // The file has no run behind it: the steps panel comes from the recording's own step marks.
+      const rows = await page.$$eval('#steps li', (lis) => lis.map((li) => ({ index: li.dataset.index, state: li.className.split(' ')[0], text: li.querySelector('.d')!.firstChild!.textContent })));
+      assert.equal(rows.length, 13, 'a row per step of the recorded run');
+      assert.deepEqual(rows.map((r) => r.state), Array(13).fill('succeeded'));
+      assert.equal(rows[0]!.text, '1. open');
+      assert.equal(await page.getAttribute('#steps li[aria-current=step]', 'data-index'), '12', 'opened at the end: the last step is highlighted');
       await page.close();
     } finally {
       run.child.kill('SIGTERM');

@@ -60,9 +60,9 @@ describe('the live viewer', () => {
       await waitFor('replay equal to the source page', async () => (await replayedText(viewer)) === expected);
     }
 
-    // When the run ends both viewers say so and keep showing the final page.
+    // When the run ends both viewers become its replay, without a reload, and keep showing the final page.
     for (const viewer of [early, late]) {
-      await waitFor('viewer shows the end', () => viewer.evaluate(() => document.documentElement.dataset.connection === 'ended'));
+      await waitFor('viewer shows the end', () => viewer.evaluate(() => document.documentElement.dataset.mode === 'replay'));
       assert.equal(await viewer.evaluate(() => document.documentElement.dataset.status), 'succeeded');
       assert.equal(await replayedText(viewer), expected);
     }
@@ -96,7 +96,7 @@ describe('the live viewer', () => {
       await waitFor('the final hold', () => session.currentStep === 12);
       const expected = (await stack.server.deps.runs.page(body.session_id)!.evaluate(bodyText)) as string;
       await waitFor('replay equal to the source page', async () => (await replayedText(page)) === expected);
-      await waitFor('the end', () => page.evaluate(() => document.documentElement.dataset.connection === 'ended'));
+      await waitFor('the end', () => page.evaluate(() => ['ended', 'replay'].includes(document.documentElement.dataset.connection!)));
       // The second connection resumed (no reset), and the viewer holds exactly the log's last seq.
       const afterCut = frames.slice(framesBeforeCut);
       assert.ok(afterCut.some((f) => f.startsWith('{"t":"hello"')), 'a new connection was made');
@@ -146,7 +146,7 @@ describe('the live viewer', () => {
       if (/Content Security Policy/i.test(m.text())) blocked.push(m.text());
     });
     await page.goto(body.viewer_url!);
-    await waitFor('the run to end in the viewer', () => page.evaluate(() => document.documentElement.dataset.connection === 'ended'));
+    await waitFor('the run to end in the viewer', () => page.evaluate(() => document.documentElement.dataset.mode === 'replay'));
     // Walk the demo site's gallery too: images come from the copies the run's browser captured, served by us, not from the site.
     const gallery = await execute(stack.base, {
       workflow: { name: 'gallery', steps: [{ type: 'navigation', url: `${stack.site.url}/gallery.html` }, { type: 'wait', ms: 800 }] },

@@ -7,6 +7,7 @@ import { VIEWPORT } from '../../src/browser/index.js';
 import { serveStatic, type StaticSite } from '../../src/cli/static-site.js';
 import { projectRoot } from '../../src/common/index.js';
 import { execute, launchViewerBrowser, pngPixels, startStack, waitFor, WsViewer, type Stack } from '../helpers/stack.js';
+import { collect } from '../helpers/stores.js';
 
 /**
  * Every secret starts with its own 5-character tag that appears nowhere else, so a leak of any
@@ -116,7 +117,7 @@ async function runForm(privacy: Record<string, unknown>, failAtEnd: boolean): Pr
   await waitFor('the end frame', () => ws.ended());
   await ws.closed;
   await stack.server.deps.store.flush();
-  const chunks = [...stack.server.deps.store.eventChunks(id)];
+  const chunks = await collect(stack.server.deps.store.eventChunks(id));
   const exported = await (await apiGet(`/workflows/${encodeURIComponent(id)}/events`)).text();
   assert.equal((JSON.parse(exported) as unknown[]).length, session.log.totalEvents, 'the export holds the whole run');
   const places = [

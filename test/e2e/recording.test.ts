@@ -29,14 +29,19 @@ describe('recording', () => {
     });
 
   test('memory stays bounded by a fresh checkpoint, and a late joiner still starts from Meta + FullSnapshot', async () => {
-    const { body } = await hold('churn.html', 4000);
+    // Held long enough for a busy machine's page to make BUFFER * 4 events (about 55 a second here).
+    const { body } = await hold('churn.html', 8000);
     const session = stack.server.deps.registry.get(body.session_id)!;
     let maxRetained = 0;
     const sampler = setInterval(() => (maxRetained = Math.max(maxRetained, session.log.retained)), 5);
-    await waitFor('lots of events', () => session.log.lastSeq > BUFFER * 4);
-    const late = await WsViewer.open(body.visual_stream_url!);
-    await late.closed;
-    clearInterval(sampler);
+    let late: WsViewer;
+    try {
+      await waitFor('lots of events', () => session.log.lastSeq > BUFFER * 4);
+      late = await WsViewer.open(body.visual_stream_url!);
+      await late.closed;
+    } finally {
+      clearInterval(sampler);
+    }
 
     assert.ok(session.log.totalEvents > BUFFER * 4, `${session.log.totalEvents} events`);
     assert.ok(maxRetained <= BUFFER * 2, `retained up to ${maxRetained} events with a buffer of ${BUFFER}`);

@@ -104,7 +104,7 @@ describe('secret inputs in a failed run', () => {
     await server.deps.store.flush();
     const store = new SqliteStore(dataDir, createLogger('silent'), { readOnly: true });
     try {
-      assertNoSecret('the stored record', JSON.stringify(store.get(id)));
+      assertNoSecret('the stored record', JSON.stringify(await store.get(id)));
     } finally {
       await store.close();
     }

@@ -1,11 +1,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
 import WebSocket from 'ws';
 import type { ServerFrame } from '../../src/protocol/index.js';
-import type { Session } from '../../src/session/index.js';
+import { createLogger } from '../../src/common/index.js';
+import { SessionRegistry, StreamMetrics, type Session } from '../../src/session/index.js';
+import { StreamHub } from '../../src/stream/index.js';
+import { senderProblem, SHARED_DEFLATE_PROBLEM } from '../../src/stream/shared-deflate.js';
 import { startStack, streamUrl, waitFor, type Stack } from '../helpers/stack.js';
 
 interface RawFrame {
@@ -128,5 +133,63 @@ describe('compression once per frame', () => {
     });
     assert.deepEqual(order, ['big', 0, 1, 2, 3, 4, 'domcast.status', 'status', 'end']);
     assert.equal(closed, 1000);
+  });
+});
+
+describe('when the installed ws lacks what shared deflate needs', () => {
+  test('the check names what is missing, and passes on the ws we pin', () => {
+    assert.equal(SHARED_DEFLATE_PROBLEM, null);
+    assert.equal(senderProblem(undefined), 'ws exports no Sender');
+    assert.equal(senderProblem(class {}), 'ws.Sender has no static frame()');
+    assert.equal(senderProblem(Object.assign(class {}, { frame: () => [] })), 'ws.Sender has no sendFrame()');
+    class Reframing {
+      static frame(data: Buffer): Buffer[] {
+        return [Buffer.from([0x81, data.length]), data];
+      }
+      sendFrame(): void {}
+    }
+    assert.equal(senderProblem(Reframing), 'ws.Sender.frame() frames differently than expected');
+  });
+
+  test('the hub falls back to ws compressing per viewer: frames still arrive compressed and in order, and health counts them', async () => {
+    const registry = new SessionRegistry();
+    const hub = new StreamHub({
+      registry,
+      authorize: async () => null,
+      maxConnections: 10,
+      maxConnectionsPerIp: 10,
+      enabled: true,
+      recordings: false,
+      log: createLogger('silent'),
+      sharedDeflate: false,
+    });
+    const http = createServer((_req, res) => res.end());
+    http.on('upgrade', (req, socket, head) => hub.handleUpgrade(req, socket, head) || socket.destroy());
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    try {
+      const session = registry.create({ workflowName: 'fallback', steps: [], visual: true, quality: 'standard', limits: { bufferEvents: 100 }, metrics: new StreamMetrics() });
+      const t = Date.now();
+      await session.ingest(JSON.stringify([{ type: 4, timestamp: t, data: { href: 'http://page/', width: 800, height: 600 } }, { type: 2, timestamp: t, data: { text: 'x'.repeat(5000) } }]));
+      const before = hub.compression.ws_compressed_frames;
+      const { port } = http.address() as AddressInfo;
+      const url = `ws://127.0.0.1:${port}/workflows/visual/${session.id}`;
+      const client = await rawClient(url, true);
+      // ws keeps its context across a viewer's messages: a standard client inflates them in turn.
+      const ws = new WebSocket(url);
+      const got: ServerFrame[] = [];
+      ws.on('message', (d) => got.push(JSON.parse(d.toString()) as ServerFrame));
+      await waitFor('hello and reset', () => client.frames.length >= 2 && got.length >= 2);
+      for (let i = 1; i <= 3; i++) await session.ingest(JSON.stringify([{ type: 3, timestamp: Date.now(), data: { source: 0, i, texts: [{ id: 1, value: 'y'.repeat(3000) }] } }]));
+      await waitFor('the batches', () => client.frames.length >= 5 && got.length >= 5);
+      assert.ok(client.frames.slice(1, 5).every((f) => f.rsv1), 'ws compressed the large frames');
+      assert.deepEqual(got.slice(2).map((f) => (f.t === 'events' ? (f.events[0]!.data as { i: number }).i : -1)), [1, 2, 3]);
+      ws.close();
+      assert.equal(hub.compression.mode, 'ws');
+      assert.ok(hub.compression.ws_compressed_frames >= before + 10, 'counted');
+      client.socket.destroy();
+    } finally {
+      hub.close();
+      await new Promise((r) => http.close(r));
+    }
   });
 });

@@ -64,12 +64,12 @@ async function startHeldRun(served: Served, site: string, holdMs: number): Promi
   return { id: String(run.body.session_id), viewer };
 }
 
-function stored(dataDir: string, id: string) {
+async function stored(dataDir: string, id: string) {
   const store = new SqliteStore(dataDir, createLogger('silent'), { readOnly: true });
   try {
-    return store.get(id);
+    return await store.get(id);
   } finally {
-    void store.close();
+    await store.close();
   }
 }
 
@@ -94,7 +94,7 @@ describe('SIGTERM', () => {
     const end = viewer.frames.find((f) => f.t === 'end');
     assert.equal(end?.t === 'end' && end.status, 'succeeded', `the run finished within the grace period\n${served.output()}`);
     assert.equal(await served.exited, 0, served.output());
-    const record = stored(served.dataDir, id);
+    const record = await stored(served.dataDir, id);
     assert.equal(record?.status, 'succeeded');
     assert.equal(record?.eventCount, viewer.lastSeq, 'every event the viewer saw was flushed to the store');
   });
@@ -122,12 +122,12 @@ describe('SIGTERM', () => {
     assert.equal(runningEnd?.t === 'end' && runningEnd.status, 'succeeded', 'the running one finished within the grace period');
     assert.equal(await served.exited, 0, served.output());
 
-    const record = stored(served.dataDir, queuedId);
+    const record = await stored(served.dataDir, queuedId);
     assert.equal(record?.status, 'cancelled');
     assert.match(String(record?.error), /shutting down; this run had not started/);
     assert.equal(record?.startedAt, null, 'it never started');
     assert.deepEqual((record?.steps as { state: string }[]).map((s) => s.state), ['skipped', 'skipped'], 'it never ran a step');
-    assert.equal(stored(served.dataDir, runningId)?.status, 'succeeded');
+    assert.equal((await stored(served.dataDir, runningId))?.status, 'succeeded');
   });
 
   test('past the grace period the run is cancelled, viewers are told and closed with 1001, the record says cancelled, exit 0', async () => {
@@ -144,7 +144,7 @@ describe('SIGTERM', () => {
     assert.match(String(status?.t === 'status' && status.error), /server is shutting down/);
     assert.equal(await served.exited, 0, served.output());
     assert.ok(Date.now() - signalled < 15_000, 'it did not wait for the 60 s step');
-    const record = stored(served.dataDir, id);
+    const record = await stored(served.dataDir, id);
     assert.equal(record?.status, 'cancelled', 'not "interrupted": the store was flushed before exit');
     assert.equal(record?.eventCount, viewer.lastSeq);
   });

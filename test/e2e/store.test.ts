@@ -128,7 +128,7 @@ test('retention removes the oldest finished runs first and never a running one; 
     await waitFor('c to run', () => session(c).status === 'running');
     await new Promise((r) => setTimeout(r, 1000));
     await stack.server.deps.store.flush();
-    assert.deepEqual(stack.server.deps.applyRetention(), [a, b]);
+    assert.deepEqual(await stack.server.deps.applyRetention(), [a, b]);
     assert.equal(await record(a), 404);
     assert.equal(await record(b), 404);
     assert.equal(await record(c), 200);

@@ -173,8 +173,11 @@ describe('recordings off', () => {
       await viewer.closed;
       assert.equal(viewer.hello()?.recorded, false);
       assert.ok(viewer.received.length > 20);
-      const list = (await (await fetch(`${stack.base}/workflows/sessions`)).json()) as { sessions: unknown[] };
-      assert.deepEqual(list.sessions, []);
+      // Listed while the server remembers it (the dashboard shows it), but nothing of it is stored.
+      const list = (await (await fetch(`${stack.base}/workflows/sessions`)).json()) as { sessions: { session_id: string }[] };
+      assert.deepEqual(list.sessions.map((s) => s.session_id), [body.session_id]);
+      const events = (await (await fetch(`${stack.base}/workflows/${body.session_id}/events`)).json()) as unknown[];
+      assert.deepEqual(events, []);
     } finally {
       await stack.close();
     }

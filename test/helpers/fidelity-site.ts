@@ -66,8 +66,10 @@ function iconFont(): Buffer {
 export interface FidelitySite {
   /** The site's origin (http://127.0.0.1:port). */
   a: string;
-  /** A second origin that serves images without CORS headers. */
+  /** A second origin that serves images without CORS headers, and the frame of frames.html. */
   b: string;
+  /** The second server as another site (http://localhost:port): Chromium puts its frames in a process of their own. */
+  c: string;
   /** Requests each origin got, in order (path and user agent). */
   requests: { origin: 'a' | 'b'; path: string; userAgent: string }[];
   close(): Promise<void>;
@@ -84,13 +86,18 @@ const origin = (s: Server) => `http://127.0.0.1:${(s.address() as AddressInfo).p
  * The fidelity fixture site (test/fixtures/sites/fidelity) on two origins of 127.0.0.1: relative
  * and absolute images, CSS backgrounds from a stylesheet, an inline <style> and a style attribute,
  * an image served only with the site's HttpOnly cookie, a cross-origin image without CORS headers,
- * an SVG sprite, an icon web font, srcset, an image inserted 2 s after load and a lazy one.
+ * an SVG sprite, an icon web font, srcset, an image inserted 2 s after load and a lazy one; and
+ * frames.html: a same-origin frame (in /inner/), a cross-origin one of the same site, a cross-site
+ * one (b as localhost) and one inside a private region, each with relative images, a relative
+ * background in its <style>, srcset and URLs set after load, from a pics/ folder beside the frame's
+ * document that the page's own folder does not have.
  */
 export async function startFidelitySite(): Promise<FidelitySite> {
   const requests: FidelitySite['requests'] = [];
   const font = iconFont();
   let a = '';
   let b = '';
+  let c = '';
   const image = (res: ServerResponse, name: string): void => {
     const color = COLORS[name];
     if (!color) {
@@ -105,6 +112,11 @@ export async function startFidelitySite(): Promise<FidelitySite> {
     if (path === '/' || path === '/index.html') {
       const html = readFileSync(join(SITE, 'index.html'), 'utf8').replaceAll('__A__', a).replaceAll('__B__', b);
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'set-cookie': 'fixture_session=let-me-in; HttpOnly; Path=/; SameSite=Lax' }).end(html);
+      return;
+    }
+    if (path === '/frames.html' || path === '/inner/frame-same.html') {
+      const html = readFileSync(join(SITE, ...path.slice(1).split('/')), 'utf8').replaceAll('__B__', b).replaceAll('__C__', c);
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(html);
       return;
     }
     if (path === '/css/site.css') {
@@ -127,22 +139,29 @@ export async function startFidelitySite(): Promise<FidelitySite> {
       image(res, 'secret');
       return;
     }
-    const m = /^\/img\/([a-z]+)\.png$/.exec(path);
+    // pics/ only beside the same-origin frame's document: its relative URLs resolved against the page would miss.
+    const m = /^\/(?:img|inner\/pics)\/([a-z]+)\.png$/.exec(path);
     if (m) return image(res, m[1]!);
     res.writeHead(404).end();
   });
   const serverB = await listen((req, res) => {
     const path = (req.url ?? '/').split('?')[0]!;
     requests.push({ origin: 'b', path, userAgent: req.headers['user-agent'] ?? '' });
-    const m = /^\/img\/([a-z]+)\.png$/.exec(path);
+    if (path === '/frame.html') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(readFileSync(join(SITE, 'frame.html')));
+      return;
+    }
+    const m = /^\/(?:img|pics)\/([a-z]+)\.png$/.exec(path);
     if (m) return image(res, m[1]!);
     res.writeHead(404).end();
   });
   a = origin(serverA);
   b = origin(serverB);
+  c = b.replace('127.0.0.1', 'localhost');
   return {
     a,
     b,
+    c,
     requests,
     async close() {
       for (const s of [serverA, serverB]) {

@@ -133,4 +133,31 @@ describe('loadConfig', () => {
     assert.match(configError(() => loadConfig({ BROWSER_ISOLATION: 'process' })).message, /BROWSER_ISOLATION="process": must be run or shared/);
     assert.match(configError(() => loadConfig({ VISUAL_ASSET_MAX_MB: '64', VISUAL_ASSETS_SESSION_MAX_MB: '32' })).message, /VISUAL_ASSET_MAX_MB=64: must be at most VISUAL_ASSETS_SESSION_MAX_MB \(32\)/);
   });
+
+  test('METRICS_TOKEN: unset by default, kept when long enough, a short one named with how to make one', () => {
+    assert.equal(loadConfig({}).metricsToken, undefined);
+    assert.equal(loadConfig({ METRICS_TOKEN: ' scrape-token-0123456789 ' }).metricsToken, 'scrape-token-0123456789');
+    assert.match(configError(() => loadConfig({ METRICS_TOKEN: 'short' })).message, /METRICS_TOKEN="short": must be at least 16 characters \(generate one with: openssl rand -hex 24\)/);
+  });
+
+  test('DOMCAST_DATABASE_URL: unset by default (SQLite), a postgres:// URL kept as given', () => {
+    assert.equal(loadConfig({}).databaseUrl, undefined);
+    assert.equal(loadConfig({ DOMCAST_DATABASE_URL: ' postgres://ada:pw@db.internal:6432/domcast ' }).databaseUrl, 'postgres://ada:pw@db.internal:6432/domcast');
+    assert.equal(loadConfig({ DOMCAST_DATABASE_URL: 'postgresql://db/recordings?sslmode=require' }).databaseUrl, 'postgresql://db/recordings?sslmode=require');
+  });
+
+  test('a DOMCAST_DATABASE_URL that is not a PostgreSQL URL is refused, its password never shown', () => {
+    const cases: [string, RegExp][] = [
+      ['not a url', /must be a URL like postgres:\/\/user:password@host:5432\/database/],
+      ['mysql://ada:s3cret@db/x', /must start with postgres:\/\/ or postgresql:\/\/ \(not mysql:\/\/\)/],
+      ['postgres://ada:s3cret@db', /must name a database/],
+      ['postgres://ada:s3cret@db:notaport/x', /must be a URL like/],
+    ];
+    for (const [value, reason] of cases) {
+      const message = configError(() => loadConfig({ DOMCAST_DATABASE_URL: value })).message;
+      assert.match(message, /DOMCAST_DATABASE_URL=/);
+      assert.match(message, reason);
+      assert.doesNotMatch(message, /s3cret/, message);
+    }
+  });
 });

@@ -439,22 +439,6 @@ describe('a session without visual', () => {
   });
 });
 
-describe('Session.toJSON', () => {
-  test('reports the session, its steps and its event counts', () => {
-    const session = newSession();
-    session.ingest(pageEvents([1, 2]));
-    session.setStatus('running');
-    const json = session.toJSON();
-    assert.equal(json.session_id, 'session-1');
-    assert.equal(json.workflow, 'test workflow');
-    assert.equal(json.status, 'running');
-    assert.equal(json.visual_enabled, true);
-    assert.equal(json.ended_at, null);
-    assert.equal(typeof json.started_at, 'string');
-    assert.deepEqual(json.events, { total: 3, retained: 3, last_seq: 3, bytes: session.log.totalBytes });
-  });
-});
-
 describe('PageIngest', () => {
   const big = (ts: number, chars: number): string => JSON.stringify([{ type: RrwebEventType.IncrementalSnapshot, timestamp: ts, data: { t: 'x'.repeat(chars) } }]);
 

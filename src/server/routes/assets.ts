@@ -1,7 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { assetPrefix, servedContentType, urlOfKey } from '../../assets/index.js';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { assetPrefix, chooseEncoding, CompressedBodies, compressible, servedContentType, urlOfKey } from '../../assets/index.js';
 import { BadRequestError, NotFoundError } from '../../common/index.js';
 import type { AppDeps } from '../deps.js';
+import { binary, errors, sessionParams, viewerTokenQuery } from '../schemas.js';
 
 /** How long a request for a running session's asset waits for the run's browser to hand it over. */
 export const ASSET_WAIT_MS = 5000;
@@ -31,12 +34,21 @@ const DOCUMENT_DESTINATIONS = new Set(['document', 'iframe', 'frame', 'fencedfra
  * and is cached for good. Both need the API key, a viewer token for this session, or the asset
  * cookie the viewer page sets; a body is served to a session only if that session captured it.
  */
-export function registerAssets(app: FastifyInstance, deps: AppDeps): void {
-  app.get<{ Params: { id: string; key: string } }>('/workflows/visual/:id/assets/:key', { config: { access: 'viewer-asset' } }, async (req, reply) => {
+export function registerAssets(fastify: FastifyInstance, deps: AppDeps): void {
+  const app = fastify.withTypeProvider<ZodTypeProvider>();
+  const compressed = new CompressedBodies();
+  const byUrl = {
+    tags: ['viewer'],
+    summary: 'A captured asset, by the URL the page used: redirects to its body',
+    params: sessionParams.extend({ key: z.string().describe("The base64url of the page's URL.") }),
+    querystring: viewerTokenQuery,
+    response: { 302: z.undefined().describe('Location: the body, by its hash.'), ...errors },
+  };
+  app.get('/workflows/visual/:id/assets/:key', { config: { access: 'viewer-asset' }, schema: byUrl }, async (req, reply) => {
     const { id, key } = req.params;
     const url = urlOfKey(key);
     if (url === null) throw new BadRequestError('not an asset key: the path does not name a captured http(s) URL');
-    let hash = deps.assets.lookup(id, url);
+    let hash = await deps.assets.lookup(id, url);
     if (hash === undefined && deps.registry.get(id)?.finished === false) {
       // The page may have asked for it a moment ago: its body is on the way from the run's browser.
       const left = new AbortController();
@@ -47,31 +59,41 @@ export function registerAssets(app: FastifyInstance, deps: AppDeps): void {
     }
     if (hash === undefined) throw new NotFoundError(`session ${id.slice(0, 64)} has no captured asset for ${url.slice(0, 200)}`);
     // A caller that came with `?token=` has no cookie to follow the redirect with: the token goes along.
-    const token = (req.query as { token?: unknown }).token;
-    const query = typeof token === 'string' ? `?token=${encodeURIComponent(token)}` : '';
+    const { token } = req.query;
+    const query = token !== undefined ? `?token=${encodeURIComponent(token)}` : '';
     return reply
-      .code(302)
       .header('location', `${assetPrefix(id)}h/${hash}${query}`)
       .header('cache-control', 'private, no-cache')
       .header('referrer-policy', 'no-referrer')
+      .code(302)
       .send();
   });
 
-  app.get<{ Params: { id: string; hash: string } }>('/workflows/visual/:id/assets/h/:hash', { config: { access: 'viewer-asset' } }, async (req, reply) => {
+  const byHash = {
+    tags: ['viewer'],
+    summary: "A captured asset's body (immutable; sandboxed when opened as a document)",
+    params: sessionParams.extend({ hash: z.string().describe('SHA-256 of the body, 64 lower-case hex digits.') }),
+    querystring: viewerTokenQuery,
+    response: { 200: binary('The body, as the site sent it', 'application/octet-stream'), ...errors },
+  };
+  app.get('/workflows/visual/:id/assets/h/:hash', { config: { access: 'viewer-asset' }, schema: byHash }, async (req, reply) => {
     const { id, hash } = req.params;
     if (!HASH.test(hash)) throw new BadRequestError('not an asset hash: 64 lower-case hex digits expected');
-    const asset = deps.assets.body(id, hash);
+    const asset = await deps.assets.body(id, hash);
     if (!asset) throw new NotFoundError(`session ${id.slice(0, 64)} has no captured asset ${hash}`);
     const asDocument = DOCUMENT_DESTINATIONS.has(String(req.headers['sec-fetch-dest']));
+    const type = servedContentType(asset.contentType, asDocument);
+    const encoding = compressible(type, asset.body.length) ? chooseEncoding(req.headers['accept-encoding']) : null;
+    if (encoding) reply.header('content-encoding', encoding);
     return reply
-      // The browser's cache keeps an <img>'s answer apart from a navigation's.
-      .header('vary', 'sec-fetch-dest')
+      // The browser's cache keeps an <img>'s answer apart from a navigation's, and a compressed one apart.
+      .header('vary', 'sec-fetch-dest, accept-encoding')
       .header('cache-control', 'private, max-age=31536000, immutable')
       .header('x-content-type-options', 'nosniff')
       .header('content-security-policy', ASSET_CSP)
       .header('cross-origin-resource-policy', 'same-origin')
       .header('referrer-policy', 'no-referrer')
-      .type(servedContentType(asset.contentType, asDocument))
-      .send(asset.body);
+      .type(type)
+      .send(encoding ? await compressed.get(hash, asset.body, encoding) : asset.body);
   });
 }
