@@ -70,13 +70,15 @@ interface Decoded {
  * 1,000 browsers watching one session each inflate and parse every frame on a machine of their own.
  * Simulated in one process, that work would be done 1,000 times on this machine's two cores, and the
  * load generator, not the server, would then set the latency measured. Without context takeover
- * (which the server negotiates) a compressed message inflates on its own, and the hub writes the very
+ * a compressed message inflates on its own, and the hub writes the very
  * same bytes to every viewer of a frame (src/stream/shared-deflate.ts). So a socket whose payload is
  * byte for byte one decoded a moment ago, by any socket of this process, is given that decoded
  * message: the same Buffer object, which lets the viewer reuse its parse too. Each viewer still
  * receives, frames and compares its own bytes, and checks its own seqs; a message that differs in a
- * single byte is decoded on its own. With context takeover nothing is shared (a message's meaning
- * then depends on what came before on that socket).
+ * single byte is decoded on its own. With context takeover (which the server negotiates since
+ * 2026-12-05, so that short frames refer to the ones before) a message's meaning depends on what came
+ * before on that socket: it is shared between sockets that received the same compressed messages
+ * before it (`decodeAfter`).
  */
 export class SharedDecode {
   /** Recent messages by wire length (lengths rarely collide within a short window). */
@@ -115,6 +117,66 @@ export class SharedDecode {
     }
     return entry.message;
   }
+
+  /** First compressed messages of sockets with context takeover (their window was empty): held weakly, so that a node no socket is at goes. */
+  private readonly firsts = new Map<number, WeakRef<ContextNode>[]>();
+
+  /**
+   * With context takeover: the message after `at` (null: the socket's first compressed one) whose
+   * bytes are `wire`. Two sockets that reached the same node received the same compressed messages
+   * so far, so their windows are the same and the same bytes mean the same message: decoded once.
+   * Nodes hold the nodes after them, sockets hold the node they are at; a node no socket can reach
+   * any more is collected.
+   */
+  decodeAfter(at: ContextNode | null, wire: Buffer, inflate: (window: Buffer) => Buffer): ContextNode {
+    if (!at) {
+      const refs = (this.firsts.get(wire.length) ?? []).filter((r) => r.deref() !== undefined);
+      for (const r of refs) {
+        const c = r.deref()!;
+        if (c.wire.equals(wire)) {
+          this.hits++;
+          return c;
+        }
+      }
+      this.misses++;
+      const message = inflate(NO_WINDOW);
+      const node: ContextNode = { wire: Buffer.from(wire), message, window: windowAfter(NO_WINDOW, message), next: new Map() };
+      if (refs.length < 16) refs.push(new WeakRef(node));
+      this.firsts.set(wire.length, refs);
+      return node;
+    }
+    const candidates = at.next.get(wire.length);
+    for (const c of candidates ?? []) {
+      if (c.wire.equals(wire)) {
+        this.hits++;
+        return c;
+      }
+    }
+    this.misses++;
+    const message = inflate(at.window);
+    const node: ContextNode = { wire: Buffer.from(wire), message, window: windowAfter(at.window, message), next: new Map() };
+    // Sockets that diverged from one node stay few; past that, a node's followers are not kept.
+    if (at.next.size < 16) {
+      if (candidates) candidates.push(node);
+      else at.next.set(wire.length, [node]);
+    }
+    return node;
+  }
+}
+
+/** A point in the compressed messages a socket has received (see SharedDecode.decodeAfter). */
+export interface ContextNode {
+  readonly wire: Buffer;
+  readonly message: Buffer;
+  /** The last WINDOW_BYTES inflated up to and including this message. */
+  readonly window: Buffer;
+  readonly next: Map<number, ContextNode[]>;
+}
+
+const NO_WINDOW = Buffer.alloc(0);
+
+function windowAfter(window: Buffer, out: Buffer): Buffer {
+  return out.length >= WINDOW_BYTES ? Buffer.from(out.subarray(out.length - WINDOW_BYTES)) : Buffer.concat([window, out]).subarray(-WINDOW_BYTES);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -149,6 +211,11 @@ const OP_PONG = 0xa;
 /** What a sync-flushed deflate block ends with; permessage-deflate strips it from each message (RFC 7692 §7.2.1). */
 const DEFLATE_TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 
+/** A compressed message inflated after `window` (the inflater's last 32 KiB; raw deflate's dictionary is exactly that). */
+function inflateWith(data: Buffer, window: Buffer): Buffer {
+  return inflateRawSync(Buffer.concat([data, DEFLATE_TAIL]), { windowBits: 15, finishFlush: zlib.Z_SYNC_FLUSH, ...(window.length > 0 ? { dictionary: window } : {}) });
+}
+
 const UPGRADE_TIMEOUT_MS = 20_000;
 /** The LZ77 window of deflate with 15 window bits: how far back a compressed message may refer. */
 const WINDOW_BYTES = 32 * 1024;
@@ -160,7 +227,9 @@ class RawSocket implements ViewerSocket {
   /** The server said `server_no_context_takeover`: each message inflates on its own, no window to keep. */
   private noContext = false;
   /** The latest WINDOW_BYTES of inflated output: the context a compressed message may refer to. */
-  private window = Buffer.alloc(0);
+  private window: Buffer = Buffer.alloc(0);
+  /** With shared decoding and context takeover: where this socket is in the messages decoded once for all (its window is the node's). */
+  private context: ContextNode | null = null;
   /** Received bytes not yet parsed into frames. */
   private chunks: Buffer[] = [];
   private buffered = 0;
@@ -316,16 +385,17 @@ class RawSocket implements ViewerSocket {
     this.fragments = [];
     const compressed = this.fragmentedCompressed;
     if (this.shared && (this.noContext || !compressed)) return this.onMessage(this.shared.decode(whole, compressed, () => this.inflate(whole)));
+    if (this.shared) {
+      if (!this.deflate) throw new Error('a compressed frame on a connection without permessage-deflate');
+      this.context = this.shared.decodeAfter(this.context, whole, (window) => inflateWith(whole, window));
+      return this.onMessage(this.context.message);
+    }
     this.onMessage(compressed ? this.inflate(whole) : whole);
   }
 
   private inflate(data: Buffer): Buffer {
     if (!this.deflate) throw new Error('a compressed frame on a connection without permessage-deflate');
-    const out = inflateRawSync(Buffer.concat([data, DEFLATE_TAIL]), {
-      windowBits: 15,
-      finishFlush: zlib.Z_SYNC_FLUSH,
-      ...(this.window.length > 0 && !this.noContext ? { dictionary: this.window } : {}),
-    });
+    const out = inflateWith(data, this.noContext ? NO_WINDOW : this.window);
     // As a browser does: with context takeover the window carries over; without, nothing is kept.
     if (!this.noContext) this.window = out.length >= WINDOW_BYTES ? out.subarray(out.length - WINDOW_BYTES) : Buffer.concat([this.window, out]).subarray(-WINDOW_BYTES);
     return out;

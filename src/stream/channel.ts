@@ -2,7 +2,7 @@ import type { WebSocket } from 'ws';
 import type { Duplex } from 'node:stream';
 import type { Batch, Session, Slice } from '../session/index.js';
 import { eventsFrames, resetFrames, statusFrame } from './frames.js';
-import { sendShared, unsentBytes } from './shared-deflate.js';
+import { sendShared, shareOneWindow, startOver, unsentBytes } from './shared-deflate.js';
 
 /**
  * Fan-out: one Channel per watched session. Each batch the session's log appends is framed once and
@@ -107,6 +107,7 @@ export class Channel {
     let sum = 0;
     for (const v of this.viewers) sum += unsentBytes(v.ws);
     const bound = this.hub.boundFor(this.hub.bufferedBesides(this) + sum);
+    const recipients: Viewer[] = [];
     for (const v of this.viewers) {
       if (v.lagging) continue;
       if (unsentBytes(v.ws) > bound) {
@@ -114,6 +115,12 @@ export class Channel {
         continue;
       }
       if (v.next > to) continue; // joined after these events were logged: its reset had them
+      recipients.push(v);
+    }
+    // Viewers whose inflaters hold different windows (one just joined, or got a reset) get this
+    // batch compressed alone, and share one window from then on (shared-deflate.ts).
+    if (frames[0] && !shareOneWindow(recipients.filter((v) => v.next === slice.from).map((v) => v.ws))) startOver(frames[0]);
+    for (const v of recipients) {
       // Joined halfway through a coalesced slice: only the rest, in frames of its own.
       const own = v.next > slice.from ? eventsFrames('events', { from: v.next, events: slice.events.slice(v.next - slice.from) }) : frames;
       for (const frame of own) {

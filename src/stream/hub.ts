@@ -8,7 +8,7 @@ import { CloseCode } from '../protocol/index.js';
 import type { Session, SessionRegistry } from '../session/index.js';
 import { Channel, type ChannelHost, type Viewer } from './channel.js';
 import { endFrame, eventsFrames, helloFrame, pingFrame, resetFrames } from './frames.js';
-import { closeShared, COMPRESS_MIN_BYTES, fallback, letWsCompress, NEGOTIATE_ONLY, SHARED_DEFLATE_PROBLEM, sendShared, unsentBytes } from './shared-deflate.js';
+import { closeShared, COMPRESS_MIN_BYTES, compressed, fallback, letWsCompress, NEGOTIATE_ONLY, SHARED_DEFLATE_PROBLEM, sendShared, unsentBytes } from './shared-deflate.js';
 
 /** Why a viewer may not connect (a close code and its reason), or null when it may. */
 export interface Refusal {
@@ -123,8 +123,14 @@ export class StreamHub implements ChannelHost {
   }
 
   /** How frames to viewers are compressed, for /health/visual. */
-  get compression(): { mode: 'shared' | 'ws'; problem: string | null; ws_compressed_frames: number } {
-    return { mode: this.sharedDeflate ? 'shared' : 'ws', problem: SHARED_DEFLATE_PROBLEM, ws_compressed_frames: fallback.frames };
+  get compression(): { mode: 'shared' | 'ws'; problem: string | null; ws_compressed_frames: number; against_window_frames: number; alone_frames: number } {
+    return {
+      mode: this.sharedDeflate ? 'shared' : 'ws',
+      problem: SHARED_DEFLATE_PROBLEM,
+      ws_compressed_frames: fallback.frames,
+      against_window_frames: compressed.against_window,
+      alone_frames: compressed.alone,
+    };
   }
 
   /**

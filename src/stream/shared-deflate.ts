@@ -11,8 +11,16 @@ import type { WebSocket } from 'ws';
  * 2,000 frames/s (10% of what was needed), queued frames grew memory by 300 MB and heartbeats waited
  * behind them (docs/BENCHMARKS.md, Load). Here a frame is deflated once, on its own (no context, so
  * any viewer's inflater takes it whatever it received before), and the same bytes are written to
- * every viewer that negotiated the extension. The price is ratio on small frames (about 2× instead
- * of 9×); large ones (snapshots, resets) compress as before.
+ * every viewer that negotiated the extension.
+ *
+ * Context without a compressor per viewer: the extension is negotiated with context takeover, so
+ * each viewer's inflater keeps the last 32 KiB it inflated. We track that window (`Window`): every
+ * viewer that received the same compressed frames shares one object. A frame for such viewers is
+ * compressed once with their window as the dictionary, which lets a 200 B mutation refer to the one
+ * before it (about 20–40 B on the wire instead of 120–200). At most one window per frame gets this;
+ * a viewer whose window differs gets the frame compressed alone, after which its window is that
+ * frame's and it meets the others again when a channel starts its audience over (`startOver`: one
+ * frame compressed alone for all, sent whenever a channel's viewers' windows differ, as after a join).
  *
  * This writes through the socket's `Sender` (`Sender.frame`, `sender.sendFrame`: exported by ws's
  * public entry, not in its docs; package.json pins ws exactly); `ws` itself never compresses (its
@@ -22,14 +30,17 @@ import type { WebSocket } from 'ws';
  * /health/visual says so.
  */
 
-/** Frames shorter than this go uncompressed: deflate without context gains little on them. */
+/** Frames shorter than this go uncompressed when compressed alone: deflate without context gains little on them. */
 export const COMPRESS_MIN_BYTES = 1024;
+/** Frames this long or longer are compressed against the viewer's window: even a short one mostly repeats what came before. */
+export const COMPRESS_WITH_WINDOW_MIN_BYTES = 64;
 
 /**
  * For `new WebSocketServer({ perMessageDeflate })`: negotiate the extension, but never compress in
- * ws; and say `server_no_context_takeover`, which is what we do, so clients need not keep a window.
+ * ws; with context takeover (the default), so that clients keep their window and frames may refer
+ * to it. A client that asks for `server_no_context_takeover` gets it, and frames compressed alone.
  */
-export const NEGOTIATE_ONLY = { threshold: Number.MAX_SAFE_INTEGER, serverMaxWindowBits: 15, serverNoContextTakeover: true } as const;
+export const NEGOTIATE_ONLY = { threshold: Number.MAX_SAFE_INTEGER, serverMaxWindowBits: 15 } as const;
 
 interface FrameOptions {
   fin: boolean;
@@ -119,6 +130,72 @@ function deflateLater(frame: Buffer): Promise<Buffer> {
   return p;
 }
 
+/** The LZ77 window of permessage-deflate at 15 bits: what an inflater can refer back to. */
+const WINDOW_BYTES = 32 * 1024;
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * The end of a viewer's inflater window as far as we know it: the last bytes (at most 32 KiB) of the
+ * compressed frames it inflated, the same for every viewer that holds this object. What came before
+ * `tail` is unknown, so a frame compressed against it refers to `tail` alone.
+ */
+class Window {
+  constructor(readonly tail: Buffer) {}
+
+  after(frame: Buffer): Window {
+    if (frame.length >= WINDOW_BYTES) return new Window(Buffer.from(frame.subarray(frame.length - WINDOW_BYTES)));
+    const keep = Math.min(this.tail.length, WINDOW_BYTES - frame.length);
+    return new Window(Buffer.concat([this.tail.subarray(this.tail.length - keep), frame]));
+  }
+}
+
+/** Each viewer's window (none until its first compressed frame). */
+const windows = new WeakMap<WebSocket, Window>();
+/** The window of every viewer that received this frame compressed alone. */
+const windowsAfterAlone = new WeakMap<Buffer, Window>();
+/** This frame compressed against one window (the first that asked), and the window after it. */
+const againstWindow = new WeakMap<Buffer, { from: Window; payload: Buffer; window: Window }>();
+/** Frames that every viewer gets compressed alone, so that their windows become one (`startOver`). */
+const startingOver = new WeakSet<Buffer>();
+/** Frames written compressed, since start: against a viewer's window, and alone. */
+export const compressed = { against_window: 0, alone: 0 };
+
+function windowAfterAlone(frame: Buffer): Window {
+  let w = windowsAfterAlone.get(frame);
+  if (!w) {
+    w = new Window(NO_BYTES).after(frame);
+    windowsAfterAlone.set(frame, w);
+  }
+  return w;
+}
+
+/** True when this viewer keeps its window between our frames (context takeover on our side). */
+function keepsWindow(ws: WebSocket): boolean {
+  return (ws as unknown as SocketInternals)._extensions?.['permessage-deflate']?.params?.server_no_context_takeover !== true;
+}
+
+/**
+ * False when these viewers' inflaters hold different windows (or one holds none yet): the channel
+ * then sends its next frame with `startOver`. Viewers that take no shared deflate, or keep no
+ * window, do not count.
+ */
+export function shareOneWindow(sockets: Iterable<WebSocket>): boolean {
+  let seen: Window | undefined;
+  for (const ws of sockets) {
+    if (!takesSharedDeflate(ws) || !keepsWindow(ws)) continue;
+    const w = windows.get(ws);
+    if (!w) return false;
+    if (seen && w !== seen) return false;
+    seen = w;
+  }
+  return true;
+}
+
+/** Every viewer gets this frame compressed alone: afterwards they share one window. */
+export function startOver(frame: Buffer): void {
+  startingOver.add(frame);
+}
+
 /** True when this viewer can take our frames: it negotiated deflate with the full 32 KiB window we compress with. */
 function takesSharedDeflate(ws: WebSocket): boolean {
   const internals = ws as unknown as SocketInternals;
@@ -149,12 +226,42 @@ function write(ws: WebSocket, buf: Buffer): void {
     ws.send(buf, { binary: false });
     return;
   }
-  if (buf.length < COMPRESS_MIN_BYTES || !takesSharedDeflate(ws)) {
+  const payload = takesSharedDeflate(ws) ? compressFor(ws, buf) : null;
+  if (!payload) {
     ws.send(buf, { binary: false, compress: false });
     return;
   }
   const sender = (ws as unknown as Required<SocketInternals>)._sender as { sendFrame: (list: Buffer[]) => void };
-  sender.sendFrame(Sender!.frame(deflated(buf), { fin: true, rsv1: true, opcode: TEXT, mask: false, readOnly: true }));
+  sender.sendFrame(Sender!.frame(payload, { fin: true, rsv1: true, opcode: TEXT, mask: false, readOnly: true }));
+}
+
+/**
+ * The deflate payload of `frame` for this viewer, or null to send it as it is (an uncompressed
+ * message leaves the inflater's window alone). Called as the frame is written, in the socket's order,
+ * so the viewer's window moves exactly as its inflater's does.
+ */
+function compressFor(ws: WebSocket, frame: Buffer): Buffer | null {
+  const window = keepsWindow(ws) ? windows.get(ws) : undefined;
+  // Large frames are compressed alone (off the loop from ASYNC_DEFLATE_MIN_BYTES): at 32 KiB or
+  // more, the window after them is theirs whatever came before, so everyone who gets them meets.
+  if (window && frame.length >= COMPRESS_WITH_WINDOW_MIN_BYTES && frame.length < ASYNC_DEFLATE_MIN_BYTES && !startingOver.has(frame)) {
+    let done = againstWindow.get(frame);
+    if (!done) {
+      const raw = deflateRawSync(frame, window.tail.length > 0 ? { ...DEFLATE_OPTIONS, dictionary: window.tail } : DEFLATE_OPTIONS);
+      done = { from: window, payload: raw.subarray(0, raw.length - 4), window: window.after(frame) };
+      againstWindow.set(frame, done);
+    }
+    if (done.from === window) {
+      windows.set(ws, done.window);
+      compressed.against_window++;
+      return done.payload;
+    }
+  }
+  const alone = frame.length >= COMPRESS_MIN_BYTES || (startingOver.has(frame) && frame.length >= COMPRESS_WITH_WINDOW_MIN_BYTES);
+  if (!alone) return null;
+  if (keepsWindow(ws)) windows.set(ws, windowAfterAlone(frame));
+  compressed.alone++;
+  return deflated(frame);
 }
 
 async function pump(ws: WebSocket, box: Outbox): Promise<void> {

@@ -20,7 +20,7 @@ interface RawFrame {
 }
 
 /** A bare WebSocket client that keeps frames as they came off the wire (server frames are unmasked). */
-async function rawClient(url: string, deflate: boolean): Promise<{ frames: RawFrame[]; socket: Socket }> {
+async function rawClient(url: string, deflate: boolean | 'no-context'): Promise<{ frames: RawFrame[]; socket: Socket }> {
   const u = new URL(url);
   const socket = connect(Number(u.port), u.hostname);
   await new Promise((r) => socket.once('connect', r));
@@ -32,7 +32,7 @@ async function rawClient(url: string, deflate: boolean): Promise<{ frames: RawFr
       'Connection: Upgrade',
       `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
       'Sec-WebSocket-Version: 13',
-      ...(deflate ? ['Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits'] : []),
+      ...(deflate ? [`Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits${deflate === 'no-context' ? '; server_no_context_takeover' : ''}`] : []),
       '',
       '',
     ].join('\r\n'),
@@ -69,7 +69,22 @@ async function rawClient(url: string, deflate: boolean): Promise<{ frames: RawFr
   return { frames, socket };
 }
 
-const text = (f: RawFrame): string => (f.rsv1 ? inflateRawSync(Buffer.concat([f.payload, Buffer.from([0, 0, 0xff, 0xff])]), { finishFlush: zlibConstants.Z_SYNC_FLUSH }) : f.payload).toString();
+/**
+ * Decodes a client's frames in order as an inflater with context takeover does: each compressed
+ * frame may refer to the last 32 KiB inflated before it (given here as the dictionary).
+ */
+function decodeAll(frames: RawFrame[]): string[] {
+  let window = Buffer.alloc(0);
+  return frames.map((f) => {
+    if (!f.rsv1) return f.payload.toString();
+    const out = inflateRawSync(Buffer.concat([f.payload, Buffer.from([0, 0, 0xff, 0xff])]), {
+      finishFlush: zlibConstants.Z_SYNC_FLUSH,
+      ...(window.length > 0 ? { dictionary: window } : {}),
+    });
+    window = Buffer.concat([window, out]).subarray(-32 * 1024);
+    return out.toString();
+  });
+}
 
 describe('compression once per frame', () => {
   let stack: Stack;
@@ -95,12 +110,17 @@ describe('compression once per frame', () => {
     const [resetA, bigA, smallA] = a.frames.slice(1, 4);
     assert.ok(resetA!.rsv1 && bigA!.rsv1, 'large frames are compressed');
     assert.ok(bigA!.payload.length < 500, `compressed to ${bigA!.payload.length} bytes`);
-    assert.equal(smallA!.rsv1, false, 'a frame under 1 KiB is sent as it is');
+    assert.ok(smallA!.rsv1, 'a short frame is compressed against the window the large one left');
     assert.ok(bigA!.payload.equals(b.frames[2]!.payload), 'the same compressed bytes went to both viewers');
+    assert.ok(smallA!.payload.equals(b.frames[3]!.payload), 'and the short one too: both viewers hold the same window');
     assert.ok(plain.frames.every((f) => !f.rsv1), 'no compression for a client that did not ask');
     // Frame 0 is hello, whose serverTime differs; the rest are the same batches.
-    for (let i = 1; i < 4; i++) assert.equal(text(a.frames[i]!), text(plain.frames[i]!), `frame ${i} decodes the same`);
-    const big = JSON.parse(text(bigA!)) as ServerFrame;
+    const [textA, textB, textPlain] = [a, b, plain].map((c) => decodeAll(c.frames.slice(0, 4)));
+    for (let i = 1; i < 4; i++) {
+      assert.equal(textA![i], textPlain![i], `frame ${i} decodes the same`);
+      assert.equal(textB![i], textPlain![i], `frame ${i} decodes the same`);
+    }
+    const big = JSON.parse(textA![2]!) as ServerFrame;
     assert.equal(big.t, 'events');
     [a, b, plain].forEach((c) => c.socket.destroy());
   });
@@ -114,6 +134,37 @@ describe('compression once per frame', () => {
     await waitFor('twenty more', () => got.length >= 22);
     assert.deepEqual(got.slice(2).map((f) => (f.t === 'events' ? (f.events[0]!.data as { i: number }).i : -1)), [...Array(20).keys()]);
     ws.close();
+  });
+
+  test('short frames are compressed against the window each viewer holds: a viewer that joins later, or asks for no context, still decodes every frame, and the joiner meets the others', async () => {
+    const url = await streamUrl(stack, session.id);
+    const first = await rawClient(url, true);
+    await waitFor('hello and reset', () => first.frames.length >= 2);
+    const mutation = (i: number): string => JSON.stringify([{ type: 3, timestamp: Date.now(), data: { source: 0, texts: [{ id: 7, value: `clock ${1_700_000_000_000 + i * 20}` }], attributes: [], removes: [], adds: [] } }]);
+    for (let i = 0; i < 20; i++) await session.ingest(mutation(i));
+    await waitFor('twenty batches', () => first.frames.length >= 22);
+    // Late: one more viewer with context, one that asks the server to keep none.
+    const late = await rawClient(url, true);
+    const noContext = await rawClient(url, 'no-context');
+    await waitFor('hello and reset for the late ones', () => late.frames.length >= 2 && noContext.frames.length >= 2);
+    for (let i = 20; i < 40; i++) await session.ingest(mutation(i));
+    await waitFor('forty batches to the first, twenty to the late ones', () => first.frames.length >= 42 && late.frames.length >= 22 && noContext.frames.length >= 22);
+
+    const decoded = [first, late, noContext].map((c) => decodeAll(c.frames));
+    const events = (texts: string[]): unknown[] => texts.map((t) => JSON.parse(t) as ServerFrame).flatMap((f) => (f.t === 'events' ? f.events : []));
+    const lastTwenty = (texts: string[]): unknown[] => events(texts).slice(-20);
+    assert.deepEqual(lastTwenty(decoded[1]!), lastTwenty(decoded[0]!), 'the late viewer decodes the same events');
+    assert.deepEqual(lastTwenty(decoded[2]!), lastTwenty(decoded[0]!), 'so does the one that keeps no context');
+
+    const liveFrames = first.frames.slice(2, 42);
+    const wire = liveFrames.reduce((n, f) => n + f.payload.length, 0);
+    const raw = decoded[0]!.slice(2, 42).reduce((n, t) => n + Buffer.byteLength(t), 0);
+    assert.ok(liveFrames.slice(1).every((f) => f.rsv1), 'each short frame after the first is compressed');
+    assert.ok(wire * 3 < raw, `40 short frames: ${wire} bytes on the wire for ${raw} of JSON`);
+    // After the frame that started them over, the late viewer gets the very bytes the first one does.
+    const tailOf = (c: { frames: RawFrame[] }): Buffer[] => c.frames.slice(-5).map((f) => f.payload);
+    assert.deepEqual(tailOf(late), tailOf(first), 'the joiner shares the first viewer\'s window');
+    [first, late, noContext].forEach((c) => c.socket.destroy());
   });
 
   test('a frame large enough to be deflated off the event loop still reaches each viewer in order, before the small ones after it, and the end after all', async () => {

@@ -32,7 +32,13 @@ const visualHealth = z.object({
   viewers_lagging: z.number(),
   viewer_resets: z.number(),
   viewer_compression: z
-    .object({ mode: z.enum(['shared', 'ws']), problem: z.string().nullable(), ws_compressed_frames: z.number() })
+    .object({
+      mode: z.enum(['shared', 'ws']),
+      problem: z.string().nullable(),
+      ws_compressed_frames: z.number(),
+      against_window_frames: z.number().describe('Frames written compressed against the viewers\' window (context kept), since start.'),
+      alone_frames: z.number().describe('Frames written compressed alone (a first frame, a start-over, a large frame), since start.'),
+    })
     .describe("shared: each frame deflated once for all viewers; ws: the installed ws lacks what that needs (problem says what)."),
   event_buffer_size: z.number(),
   rss_bytes: z.number(),
