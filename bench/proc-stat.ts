@@ -1,18 +1,8 @@
 /** CPU time from /proc, for the benchmarks' load figures: the whole machine's, and a process tree's. */
 import { readdirSync, readFileSync } from 'node:fs';
 
-/** Busy and total CPU time of the whole machine (all cores), in clock ticks, from /proc/stat; null where there is none. */
-export function machineCpu(): { busy: number; total: number } | null {
-  try {
-    const line = readFileSync('/proc/stat', 'latin1').split('\n')[0] ?? '';
-    const f = line.trim().split(/\s+/).slice(1).map(Number);
-    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
-    const idle = (f[3] ?? 0) + (f[4] ?? 0);
-    return { busy: total - idle, total };
-  } catch {
-    return null;
-  }
-}
+/** The whole machine's busy and total CPU ticks: the same reader the server's admission by load uses. */
+export { machineCpu } from '../src/common/machine-load.js';
 
 /**
  * CPU clock ticks used so far by each process below `root` (itself included), from /proc/<pid>/stat.

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 
 /** Busy and total CPU time of the whole machine (all cores), in clock ticks, from /proc/stat; null where there is none. */
-function machineCpu(): { busy: number; total: number } | null {
+export function machineCpu(): { busy: number; total: number } | null {
   try {
     const line = readFileSync('/proc/stat', 'latin1').split('\n')[0] ?? '';
     const f = line.trim().split(/\s+/).slice(1).map(Number);
