@@ -1,9 +1,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { errors, jwtVerify, SignJWT } from 'jose';
 import { visualPath } from '../protocol/index.js';
 import type { Config } from './config.js';
+import { JwtError, signJwt, verifyJwt } from './jwt.js';
 
 const ISSUER = 'domcast';
 const AUDIENCE = 'domcast-viewer';
@@ -33,14 +33,8 @@ export class ViewerTokens {
 
   /** A token for one session, for `ttlSeconds` (VIEWER_TOKEN_TTL unless a caller chose a lifetime). */
   issue(sessionId: string, ttlSeconds = this.ttlSeconds): Promise<string> {
-    return new SignJWT({ scope: SCOPE })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject(sessionId)
-      .setIssuer(ISSUER)
-      .setAudience(AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime(`${ttlSeconds}s`)
-      .sign(this.secret);
+    const iat = Math.floor(Date.now() / 1000);
+    return Promise.resolve(signJwt({ scope: SCOPE, sub: sessionId, iss: ISSUER, aud: AUDIENCE, iat, exp: iat + ttlSeconds }, this.secret));
   }
 
   /** A session's viewer page and stream URLs on `httpBase` / `wsBase`, carrying a fresh token, and when it expires. */
@@ -56,53 +50,53 @@ export class ViewerTokens {
   }
 
   /** As verify, with the token's expiry (a cookie that carries it lives no longer). */
-  async grant(token: string | null | undefined, sessionId: string): Promise<TokenGrant> {
+  grant(token: string | null | undefined, sessionId: string): Promise<TokenGrant> {
+    return Promise.resolve(this.grantNow(token, sessionId));
+  }
+
+  /**
+   * As grant, on the spot: the check is an HMAC on the event loop (src/server/jwt.ts), so the
+   * WebSocket upgrade refuses or admits a viewer without waiting for anything.
+   */
+  grantNow(token: string | null | undefined, sessionId: string): TokenGrant {
     if (!token) return { ok: false, reason: 'a viewer token is required (use the viewer_url or visual_stream_url the API gave you)' };
     try {
-      // jose checks `exp` only when present: a token minted without one (a bug, or a leaked key used
-      // by hand) would never expire, so it is required, and `sub` too, since it names the session.
-      const { payload } = await jwtVerify(token, this.secret, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] });
+      // `exp` is always required (a token minted without one, by a bug or a leaked key used by
+      // hand, would never expire), and `sub` too, since it names the session.
+      const payload = verifyJwt(token, this.secret, { issuer: ISSUER, audience: AUDIENCE, required: ['sub'] });
       if (payload.scope !== SCOPE) return { ok: false, reason: 'this token does not allow viewing' };
       if (payload.sub !== sessionId) return { ok: false, reason: 'this viewer token is for another session' };
       return { ok: true, expiresAt: (payload.exp ?? 0) * 1000 };
     } catch (err) {
-      if (err instanceof errors.JWTExpired) return { ok: false, reason: 'this viewer link has expired; ask for a new one' };
+      if (err instanceof JwtError && err.code === 'expired') return { ok: false, reason: 'this viewer link has expired; ask for a new one' };
       return { ok: false, reason: 'invalid viewer token' };
     }
   }
 
   /** A control token for one session (scope `control`, a fresh `jti`), living `ttlSeconds`. */
-  async issueControl(sessionId: string, ttlSeconds: number): Promise<{ token: string; jti: string; expiresAt: number }> {
+  issueControl(sessionId: string, ttlSeconds: number): Promise<{ token: string; jti: string; expiresAt: number }> {
     const jti = randomUUID();
-    const expiresAt = (Math.floor(Date.now() / 1000) + ttlSeconds) * 1000;
-    const token = await new SignJWT({ scope: CONTROL_SCOPE })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject(sessionId)
-      .setIssuer(ISSUER)
-      .setAudience(CONTROL_AUDIENCE)
-      .setJti(jti)
-      .setIssuedAt()
-      .setExpirationTime(expiresAt / 1000)
-      .sign(this.secret);
-    return { token, jti, expiresAt };
+    const iat = Math.floor(Date.now() / 1000);
+    const exp = iat + ttlSeconds;
+    const token = signJwt({ scope: CONTROL_SCOPE, sub: sessionId, iss: ISSUER, aud: CONTROL_AUDIENCE, jti, iat, exp }, this.secret);
+    return Promise.resolve({ token, jti, expiresAt: exp * 1000 });
   }
 
   /** Checks a control token's signature, scope, session and expiry (whether it was revoked is the run's to say). */
-  async verifyControl(token: string | null | undefined, sessionId: string): Promise<ControlGrant> {
+  verifyControl(token: string | null | undefined, sessionId: string): Promise<ControlGrant> {
+    return Promise.resolve(this.verifyControlNow(token, sessionId));
+  }
+
+  private verifyControlNow(token: string | null | undefined, sessionId: string): ControlGrant {
     if (!token) return { ok: false, reason: 'a control token is required (POST /workflows/{id}/control gives one)' };
     try {
-      const { payload } = await jwtVerify(token, this.secret, {
-        issuer: ISSUER,
-        audience: CONTROL_AUDIENCE,
-        algorithms: ['HS256'],
-        requiredClaims: ['exp', 'sub'],
-      });
-      if (payload.scope !== CONTROL_SCOPE || !payload.jti) return { ok: false, reason: 'this token does not allow control' };
+      const payload = verifyJwt(token, this.secret, { issuer: ISSUER, audience: CONTROL_AUDIENCE, required: ['sub'] });
+      if (payload.scope !== CONTROL_SCOPE || typeof payload.jti !== 'string' || !payload.jti) return { ok: false, reason: 'this token does not allow control' };
       if (payload.sub !== sessionId) return { ok: false, reason: 'this control token is for another session' };
       return { ok: true, jti: payload.jti, expiresAt: (payload.exp ?? 0) * 1000 };
     } catch (err) {
-      if (err instanceof errors.JWTExpired) return { ok: false, reason: 'this control link has expired' };
-      if (err instanceof errors.JWTClaimValidationFailed && err.claim === 'aud') return { ok: false, reason: 'this token does not allow control (a viewer link only watches)' };
+      if (err instanceof JwtError && err.code === 'expired') return { ok: false, reason: 'this control link has expired' };
+      if (err instanceof JwtError && err.claim === 'aud') return { ok: false, reason: 'this token does not allow control (a viewer link only watches)' };
       return { ok: false, reason: 'invalid control token' };
     }
   }
