@@ -13,6 +13,8 @@ const node = { bundle: true, platform: 'node', format: 'esm', target: 'node20', 
 await Promise.all([
   build({ ...browser, entryPoints: [join(root, 'src/browser/page/recorder-entry.ts')], outfile: join(dist, 'page/recorder.js') }),
   build({ ...browser, entryPoints: [join(root, 'src/viewer/main.ts')], outfile: join(dist, 'viewer/viewer.js') }),
+  // Loaded in the viewer's head: opens a live run's stream while viewer.js loads (src/viewer/early.ts).
+  build({ ...browser, entryPoints: [join(root, 'src/viewer/early.ts')], outfile: join(dist, 'viewer/early.js') }),
   // The operator dashboard at / (src/server/routes/dashboard.ts serves it).
   build({ ...browser, entryPoints: [join(root, 'src/dashboard/main.ts')], outfile: join(dist, 'dashboard/dashboard.js') }),
   // The <domcast-viewer> custom element other sites load with <script type="module"> (GET /embed/domcast-viewer.js).

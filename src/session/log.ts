@@ -28,6 +28,16 @@ interface Entry {
   type: number;
 }
 
+/**
+ * A late joiner is sent the checkpoint and everything after it, and replays all of that before it
+ * shows the page: the tail is compacted (a fresh checkpoint asked for) once it outgrows twice the
+ * checkpoint, and at least this many characters. A page that changes a line 50 times a second
+ * otherwise reaches 1,000 events (35 KB) before its next checkpoint, and a joiner's rebuild of it
+ * took 40 to 120 ms (issue 15, late join). A repeated snapshot costs live viewers little on the
+ * wire: it compresses against the one before, in their window.
+ */
+export const COMPACT_TAIL_MIN_CHARS = 12 * 1024;
+
 export interface LogHooks {
   /** Past the soft bound: ask the page for a fresh checkpoint. */
   onOverflow?: () => void;
@@ -58,6 +68,8 @@ export class SessionLog {
   private chars = 0;
   /** Characters of what came after the checkpoint's FullSnapshot. */
   private charsSinceCheckpoint = 0;
+  /** Characters of the checkpoint itself (its Meta and FullSnapshot, and what came between). */
+  private checkpointChars = 0;
   /** Derived from the log as it stands; dropped on every change. */
   private memo: { key: string; value: unknown } | null = null;
   /** Events of a released log (no longer in `entries`) and server events appended after. */
@@ -131,6 +143,7 @@ export class SessionLog {
     }
     let checkpoint: number | null = null;
     let afterCheckpoint = 0;
+    let checkpointChars = 0;
     for (const [i, e] of entries.entries()) {
       const seq = from + i;
       this.entries.push({ json: e.json, type: e.type });
@@ -140,12 +153,14 @@ export class SessionLog {
       else if (e.type === RrwebEventType.FullSnapshot && this.pendingMetaSeq !== null) {
         checkpoint = this.pendingMetaSeq;
         this.pendingMetaSeq = null;
+        checkpointChars = this.charsFrom(checkpoint);
         afterCheckpoint = 0;
       }
     }
     if (checkpoint !== null) {
       this.setCheckpoint(checkpoint);
       this.charsSinceCheckpoint = afterCheckpoint;
+      this.checkpointChars = checkpointChars;
     } else this.charsSinceCheckpoint += afterCheckpoint;
     const batch = this.tell(from, entries);
     this.checkBound();
@@ -179,8 +194,16 @@ export class SessionLog {
     }
   }
 
+  /** Characters of the entries from `seq` to the last one appended. */
+  private charsFrom(seq: number): number {
+    let n = 0;
+    for (let i = Math.max(0, seq - this.firstSeq); i < this.entries.length; i++) n += this.entries[i]!.json.length;
+    return n;
+  }
+
   private checkBound(): void {
-    if (this.entries.length <= this.limits.bufferEvents && this.charsSinceCheckpoint <= this.limits.maxSessionChars / 2) return;
+    const compact = this.checkpointSeq > 0 && this.charsSinceCheckpoint > Math.max(COMPACT_TAIL_MIN_CHARS, 2 * this.checkpointChars);
+    if (!compact && this.entries.length <= this.limits.bufferEvents && this.charsSinceCheckpoint <= this.limits.maxSessionChars / 2) return;
     const now = Date.now();
     // One request at a time; ask again if the page did not answer within 2 s (it may have been navigating).
     if (now - this.overflowRequestedAt < 2000) return;
@@ -196,6 +219,7 @@ export class SessionLog {
     this.entries = [];
     this.chars = 0;
     this.charsSinceCheckpoint = 0;
+    this.checkpointChars = 0;
     this.memo = null;
   }
 

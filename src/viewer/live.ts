@@ -11,7 +11,9 @@ import { showTabs, tabsOf } from './tabs.js';
 import { eventCleaner, makeInert } from './inert.js';
 import { fetchRecording, mountReplay, startReplay, type ReplayHandle } from './replay.js';
 import { highlightStep } from './steps.js';
-import { $, explainNoPage, fitWrapper, renderStatus, sessionId, setConnection, ui, withToken } from './ui.js';
+import type { EarlySocket } from './early.js';
+import { streamUrl } from './link.js';
+import { $, explainNoPage, fitWrapper, renderStatus, setConnection, ui } from './ui.js';
 
 /** Every event is "in the past" relative to this, so rrweb casts it synchronously. */
 const FAR_FUTURE = Number.MAX_SAFE_INTEGER;
@@ -236,18 +238,19 @@ function onFrame(frame: ServerFrame): void {
 
 let socket: WebSocket | null = null;
 
+/** The socket early.ts opened in the page's head, once: later connects open their own. */
+function takeEarlySocket(): EarlySocket | undefined {
+  const early = window.__domcastEarlySocket;
+  delete window.__domcastEarlySocket;
+  return early;
+}
+
 function connect(): void {
-  const params = new URLSearchParams();
-  if (state.lastSeq > 0 && state.epoch) {
-    params.set('since', String(state.lastSeq));
-    params.set('epoch', state.epoch);
-  }
-  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const query = params.size ? `?${params}` : '';
-  const ws = new WebSocket(`${proto}//${location.host}${withToken(`/workflows/visual/${encodeURIComponent(sessionId)}${query}`)}`);
+  const early = takeEarlySocket();
+  const ws = early?.ws ?? new WebSocket(streamUrl(state.lastSeq > 0 && state.epoch ? { since: state.lastSeq, epoch: state.epoch } : undefined));
   socket = ws;
-  ws.onmessage = (m) => onFrame(JSON.parse(String(m.data)) as ServerFrame);
-  ws.onclose = (e) => {
+  const onMessage = (m: MessageEvent): void => onFrame(JSON.parse(String(m.data)) as ServerFrame);
+  const onClose = (e: CloseEvent): void => {
     socket = null;
     if (state.ended) return;
     if (FINAL_CLOSE_CODES.includes(e.code)) {
@@ -262,6 +265,22 @@ function connect(): void {
     setConnection('reconnecting', `reconnecting in ${Math.ceil(delay / 1000)} s`);
     setTimeout(connect, delay);
   };
+  if (!early) {
+    ws.onmessage = onMessage;
+    ws.onclose = onClose;
+    return;
+  }
+  // What came before we took the socket, in order, then (if it came to that) its close; until then
+  // early.ts's handlers keep buffering. Not before the page's load event: rrweb's iframe, written
+  // into before it, kept that event from ever firing (the tab spun for good).
+  const drain = (): void => {
+    for (const m of early.frames.splice(0)) onMessage(m);
+    ws.onmessage = onMessage;
+    if (early.closed) onClose(early.closed);
+    else ws.onclose = onClose;
+  };
+  if (document.readyState === 'complete') drain();
+  else window.addEventListener('load', drain, { once: true });
 }
 
 /**

@@ -22,15 +22,9 @@ export const ui = {
   seq: $('seq'),
 };
 
-export const sessionId = decodeURIComponent(location.pathname.split('/')[3] ?? '');
+import { sessionId, withToken } from './link.js';
 
-/** The viewer token of this page's link: every request the viewer makes carries it. */
-const token = new URLSearchParams(location.search).get('token');
-
-/** `path` (which may have a query) with this viewer's token added. */
-export function withToken(path: string): string {
-  return token === null ? path : `${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
-}
+export { sessionId, withToken };
 
 export type ConnectionKind = 'connecting' | 'live' | 'reconnecting' | 'ended' | 'error' | 'replay';
 

@@ -164,4 +164,37 @@ describe('the live viewer', () => {
     assert.deepEqual(blocked, [], 'the viewer tried to load something its CSP blocked');
     await page.close();
   });
+
+  test('the stream opened in the head carries the frames that came before viewer.js ran: one connection, the page shown, the end followed', async () => {
+    const { body } = await execute(stack.base, {
+      workflow: { name: 'held', steps: [{ type: 'navigation', url: `${stack.site.url}/about.html` }, { type: 'wait', ms: 60_000 }] },
+      visual_enabled: true,
+    });
+    const session = stack.server.deps.registry.get(body.session_id)!;
+    await waitFor('the run to record its page', () => session.currentStep === 1 && session.log.lastSeq > 2);
+    const page = await browser.newPage();
+    const streams: string[] = [];
+    page.on('websocket', (ws) => {
+      if (ws.url().includes('/workflows/visual/')) streams.push(ws.url());
+    });
+    // viewer.js is held back until the head's socket has the run's frames, and then until the run
+    // has ended: what viewer.js gets handed is a socket holding the snapshot and the end.
+    let heldFrames = -1;
+    await page.route('**/assets/viewer.js', async (route) => {
+      heldFrames = await waitFor('frames on the early socket', () =>
+        page.evaluate(() => window.__domcastEarlySocket?.frames.length ?? 0).then((n) => (n >= 2 ? n : null)),
+      );
+      await fetch(`${stack.base}/workflows/${body.session_id}/cancel`, { method: 'POST' });
+      await waitFor('the end on the early socket', () => page.evaluate(() => window.__domcastEarlySocket?.frames.some((m) => String(m.data).startsWith('{"t":"end"'))));
+      await route.continue();
+    });
+    // The page loads (its load event fires) although the replay was built from frames that came early.
+    await page.goto(body.viewer_url!);
+    await waitFor('the run, ended, replayed in the viewer', () => page.evaluate(() => document.documentElement.dataset.mode === 'replay'));
+    await waitFor('the about page in the replay', async () => /About Acme Portal/.test(await replayedText(page)));
+    assert.ok(heldFrames >= 2, `frames before viewer.js ran: ${heldFrames}`);
+    assert.equal(streams.length, 1, `stream connections: ${streams.join(', ')}`);
+    assert.equal(await page.evaluate(() => window.__domcastEarlySocket), undefined, 'viewer.js took the early socket');
+    await page.close();
+  });
 });

@@ -226,6 +226,36 @@ describe('SessionLog listeners', () => {
 });
 
 describe('SessionLog overflow', () => {
+  test('a tail past twice its checkpoint (and 12 KiB) asks for a new one, well before the event bound: joiners replay less', () => {
+    let calls = 0;
+    const log = new SessionLog(1000, { onOverflow: () => calls++ });
+    // A checkpoint of about 10 KB: its tail may grow to about 20 KB.
+    log.append([ev(Meta, { href: 'https://example.test/' }), ev(FullSnapshot, { node: { text: 'x'.repeat(10_000) } })]);
+    const line = (i: number): WireEvent => ev(IncrementalSnapshot, { source: 0, texts: [{ id: 5, value: String(1e12 + i) }] });
+    let appended = 0;
+    while (calls === 0 && appended < 1000) log.append([line(appended++)]);
+    assert.equal(calls, 1);
+    const tail = log.since(log.checkpointSeq)!.events.slice(2).join('').length;
+    assert.ok(tail > 20_000 && tail < 20_200, `asked at a tail of ${tail} chars, after ${appended} events`);
+    // The new checkpoint trims the log back to it; the next request waits for its own tail to grow.
+    log.append(checkpoint());
+    log.append(incremental(10));
+    assert.equal(calls, 1);
+    assert.equal(log.retained, 12);
+  });
+
+  test('a small checkpoint still lets its tail reach 12 KiB before asking', () => {
+    let calls = 0;
+    const log = new SessionLog(1000, { onOverflow: () => calls++ });
+    log.append(checkpoint());
+    const line = (i: number): WireEvent => ev(IncrementalSnapshot, { source: 0, texts: [{ id: 5, value: String(1e12 + i) }] });
+    let chars = 0;
+    for (let i = 0; chars + 200 < 12 * 1024; i++) chars += log.append([line(i)])!.events[0]!.length;
+    assert.equal(calls, 0, `asked at ${chars} chars`);
+    for (let i = 0; i < 10; i++) log.append([line(i)]);
+    assert.equal(calls, 1);
+  });
+
   test('reaching maxEvents exactly does not ask for a checkpoint', () => {
     let calls = 0;
     const log = new SessionLog(5, { onOverflow: () => calls++ });

@@ -80,6 +80,7 @@ const viewerAssetSchema = {
 
 const ASSETS: Record<string, { file: string; type: string }> = {
   'viewer.js': { file: 'viewer/viewer.js', type: 'text/javascript; charset=utf-8' },
+  'early.js': { file: 'viewer/early.js', type: 'text/javascript; charset=utf-8' },
   'viewer.css': { file: 'viewer/viewer.css', type: 'text/css; charset=utf-8' },
   'rrweb.css': { file: 'viewer/rrweb.css', type: 'text/css; charset=utf-8' },
 };
