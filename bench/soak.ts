@@ -386,9 +386,13 @@ interface VisualReading {
   events_rejected: number;
   viewer_resets: number;
   viewer_buffered_bytes: number;
+  /** Runs' browsers below their share now, and times since start (absent from a server before 2026-12-05). */
+  below_share_now: number;
+  below_share_since_start: number;
 }
 
 interface VisualHealth {
+  browsers_below_share?: { now: number; since_start: number };
   rss_bytes: number;
   total_events_processed: number;
   events_rejected: number;
@@ -443,7 +447,7 @@ class Watch {
       const d = h?.body.event_loop_delay_ms;
       if (h && d) {
         const b = h.body;
-        this.visual.push({ at_s: this.server.seconds(), rss_bytes: b.rss_bytes, total_events_processed: b.total_events_processed, events_rejected: b.events_rejected, viewer_resets: b.viewer_resets, viewer_buffered_bytes: b.viewer_buffered_bytes });
+        this.visual.push({ at_s: this.server.seconds(), rss_bytes: b.rss_bytes, total_events_processed: b.total_events_processed, events_rejected: b.events_rejected, viewer_resets: b.viewer_resets, viewer_buffered_bytes: b.viewer_buffered_bytes, below_share_now: b.browsers_below_share?.now ?? 0, below_share_since_start: b.browsers_below_share?.since_start ?? 0 });
         const previous = this.delays.at(-1);
         // Polled every 2 s, a 10 s window is read several times: count it once.
         if (!(previous && previous.p50 === d.p50 && previous.p99 === d.p99 && previous.max === d.max)) this.delays.push(d);
@@ -476,6 +480,8 @@ class Watch {
       events_rejected: grew((v) => v.events_rejected),
       viewer_resets: grew((v) => v.viewer_resets),
       viewer_buffered_max_mb: this.visual.length ? mb(Math.max(...this.visual.map((v) => v.viewer_buffered_bytes))) : null,
+      // The CPU governor (src/browser/cpu-governor.ts): browsers moved below the others in the phase, and most at once.
+      browsers_below_share: { moved: grew((v) => v.below_share_since_start), most_at_once: this.visual.length ? Math.max(...this.visual.map((v) => v.below_share_now)) : null },
       cpu_percent_of_one_core: { server: pct(serverTicks), chromium: pct(chromiumTicks), machine_busy_percent_of_all: m0 && m1 && m1.total > m0.total ? round(((m1.busy - m0.busy) / (m1.total - m0.total)) * 100) : null },
     };
   }

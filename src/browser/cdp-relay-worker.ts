@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
+import { BROWSER_NICE } from './priority.js';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { TokenBucket } from '../session/budget.js';
 
@@ -328,9 +329,6 @@ export class RelayReader {
 const REPORT_MS = 250;
 const HIGH_WATER = 32 * 1024 * 1024;
 const LOW_WATER = 4 * 1024 * 1024;
-
-/** The nice value of a browser's scheduling group (the server's group is at 0): about a tenth of the server's weight each. */
-export const BROWSER_NICE = 10;
 
 function main(data: RelayWorkerData): void {
   const port = parentPort!;

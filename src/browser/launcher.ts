@@ -3,6 +3,7 @@ import type { Browser, BrowserContext } from 'playwright-core';
 import type { Logger } from '../common/index.js';
 import { launchRelayed, relayLimits, relayOf, type RelayDrop } from './cdp-relay.js';
 import { CHROMIUM_ARGS, PLAYWRIGHT_ARGS, findChromium } from './chromium.js';
+import { CpuGovernor } from './cpu-governor.js';
 import type { NavigationPolicy } from './navigation-policy.js';
 
 export const VIEWPORT = { width: 1280, height: 720 } as const;
@@ -37,6 +38,8 @@ export class BrowserLauncher {
   private sink: Promise<Server> | undefined;
   private closed = false;
   readonly isolation: BrowserIsolation;
+  /** CPU fairness between the browsers this launcher started (cpu-governor.ts). */
+  readonly governor = new CpuGovernor();
 
   constructor(private readonly options: LauncherOptions) {
     this.isolation = options.isolation ?? 'run';
@@ -74,7 +77,13 @@ export class BrowserLauncher {
       limits: relayLimits(this.options.maxEventChars ?? 16 * 1024 * 1024),
     });
     this.options.log.debug({ executablePath, version: browser.version() }, 'chromium launched');
-    relayOf(browser)?.on('drop', (drop) => {
+    const relay = relayOf(browser);
+    if (relay) {
+      const untrack = this.governor.track(relay.pid);
+      browser.on('disconnected', untrack);
+      relay.on('exit', untrack);
+    }
+    relay?.on('drop', (drop) => {
       // A run's own browser: the run logs it with its session id (runs/manager.ts). A shared one's
       // drop cannot be told apart by run, so it is logged here.
       if (this.isolation !== 'run') this.options.log.warn({ drop }, 'a page made its browser send more than the server reads; dropped unread');

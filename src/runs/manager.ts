@@ -1,4 +1,5 @@
 import type { BrowserContext, Page } from 'playwright-core';
+import type { GovernorStats } from '../browser/cpu-governor.js';
 import { AssetCapture, installRecorder, recordPage, type PageRecorder, RECORDER_BINDING, relayOf, type RelayDrop, guardRun, openShadowRoots, type AssetLimits, NavigationPolicy, screenshotMasks, type NavigationPolicyOptions, type BrowserLauncher, type PrivacyOptions, type VisualQuality } from '../browser/index.js';
 import { BadRequestError, errorMessage, machineLoad, type Logger } from '../common/index.js';
 import type { FrameRemap } from '../protocol/index.js';
@@ -126,6 +127,11 @@ export class RunManager {
     this.policy = new NavigationPolicy(deps.navigation);
   }
 
+  /** CPU fairness between the runs' browsers: how many are below their share now, and since start. */
+  get cpuGovernor(): GovernorStats {
+    return this.deps.launcher.governor.stats;
+  }
+
   get queued(): number {
     return this.queue.length;
   }
@@ -216,6 +222,11 @@ export class RunManager {
       if (refused) log.warn({ refused }, 'page batch refused');
     };
     relay?.on('drop', dropped);
+    if (relay) {
+      this.deps.launcher.governor.watch(relay.pid, (cores) => {
+        log.warn({ cores: Math.round(cores * 100) / 100 }, "the run's browser took more than its share of a busy machine; it runs below the others until it uses less");
+      });
+    }
     let unguard = (): void => {};
     let tally: AssetTally | undefined;
     let tabs: Tabs | undefined;

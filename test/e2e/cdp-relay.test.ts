@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { pino } from 'pino';
 import WebSocket from 'ws';
 import { BrowserLauncher, relayOf, type RelayDrop } from '../../src/browser/index.js';
-import { BROWSER_NICE } from '../../src/browser/cdp-relay-worker.js';
+import { BROWSER_NICE, HOG_NICE } from '../../src/browser/priority.js';
 
 const MIB = 1024 * 1024;
 
@@ -120,5 +120,46 @@ describe("the DevTools relay: a page's oversized messages never reach the server
     assert.deepEqual(new Set(tree.map(group)), new Set([group(pgid)]), 'renderers, zygote and utilities share the group');
     assert.notEqual(group(pgid), group('self'), 'not the server\'s group');
     await context.close();
+  });
+
+  test('a browser that takes more than its share of a busy machine goes below the others, and back once it stops', async (t) => {
+    if (!existsSync('/proc/sys/kernel/sched_autogroup_enabled') || readFileSync('/proc/sys/kernel/sched_autogroup_enabled', 'utf8').trim() !== '1') {
+      return t.skip('this kernel does not group processes by session (sched_autogroup): nothing to govern');
+    }
+    const group = (pid: number): string => readFileSync(`/proc/${pid}/autogroup`, 'utf8').trim();
+    const hogContext = await launcher.newContext();
+    const workerContext = await launcher.newContext();
+    try {
+      // An ordinary page at work (a fifth of a core) beside a page that spins on every core it can get.
+      const ordinary = await workerContext.newPage();
+      await ordinary.setContent('<p id="n">0</p>');
+      await ordinary.evaluate(() => {
+        setInterval(() => {
+          const end = performance.now() + 10;
+          while (performance.now() < end);
+          document.getElementById('n')!.textContent = String(Date.now());
+        }, 50);
+      });
+      const hog = await hogContext.newPage();
+      await hog.setContent('<p>hog</p>');
+      await hog.evaluate(() => {
+        const spin = 'for (;;) {}';
+        const w = window as unknown as { hogs: Worker[] };
+        w.hogs = [0, 1].map(() => new Worker(URL.createObjectURL(new Blob([spin], { type: 'text/javascript' }))));
+      });
+      const hogPid = relayOf(hogContext.browser())!.pid;
+      const ordinaryPid = relayOf(workerContext.browser())!.pid;
+      await until('the hog to be moved below the others', () => group(hogPid).endsWith(`nice ${HOG_NICE}`), 20_000);
+      assert.ok(launcher.governor.stats.demotions >= 1);
+      assert.ok(launcher.governor.stats.demoted >= 1);
+      assert.match(group(ordinaryPid), new RegExp(`nice ${BROWSER_NICE}$`), 'the ordinary page keeps its place');
+      // It stops spinning: back with the others.
+      await hog.evaluate(() => (window as unknown as { hogs: Worker[] }).hogs.forEach((w) => w.terminate()));
+      await until('the hog to be put back', () => group(hogPid).endsWith(`nice ${BROWSER_NICE}`), 20_000);
+      assert.equal(launcher.governor.stats.demoted, 0);
+    } finally {
+      await hogContext.close();
+      await workerContext.close();
+    }
   });
 });

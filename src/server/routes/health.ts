@@ -24,6 +24,9 @@ const visualHealth = z.object({
   batches_processed: z.number(),
   events_rejected: z.number(),
   devtools_messages_dropped: z.number().describe('Messages pages made their browsers send past their bounds, dropped unread by the DevTools relay.'),
+  browsers_below_share: z
+    .object({ now: z.number(), since_start: z.number(), available: z.boolean() })
+    .describe("Runs' browsers moved below the others for taking more than their share of a busy machine (now, and times since start); available is false where the kernel has no autogroup or /proc."),
   assets: z.object({ captured: z.number(), skipped: z.number(), bytes: z.number() }).describe('Assets the runs\' browsers captured and skipped, since start.'),
   viewers: z.number(),
   max_viewers: z.number(),
@@ -71,6 +74,7 @@ export function registerHealth(fastify: FastifyInstance, deps: AppDeps): void {
       batches_processed: metrics.totalBatches,
       events_rejected: metrics.rejectedEvents,
       devtools_messages_dropped: metrics.devtoolsMessagesDropped,
+      browsers_below_share: { now: deps.runs.cpuGovernor.demoted, since_start: deps.runs.cpuGovernor.demotions, available: deps.runs.cpuGovernor.available },
       assets: metrics.assetTotals(),
       viewers: hub.connectionCount,
       max_viewers: config.maxConnections,
