@@ -76,6 +76,8 @@ export class SessionLog {
   private releasedCount = 0;
   private readonly limits: RecordingLimits;
   checkpointSeq = 0;
+  /** Asks for a checkpoint when the tail outgrows COMPACT_TAIL_MIN_CHARS and twice the checkpoint (off for a page with cross-origin frames, Session.ingest). */
+  compactTail = true;
   totalEvents = 0;
   totalBytes = 0;
   /** True once release() dropped the events (the store has them). */
@@ -202,7 +204,7 @@ export class SessionLog {
   }
 
   private checkBound(): void {
-    const compact = this.checkpointSeq > 0 && this.charsSinceCheckpoint > Math.max(COMPACT_TAIL_MIN_CHARS, 2 * this.checkpointChars);
+    const compact = this.compactTail && this.checkpointSeq > 0 && this.charsSinceCheckpoint > Math.max(COMPACT_TAIL_MIN_CHARS, 2 * this.checkpointChars);
     if (!compact && this.entries.length <= this.limits.bufferEvents && this.charsSinceCheckpoint <= this.limits.maxSessionChars / 2) return;
     const now = Date.now();
     // One request at a time; ask again if the page did not answer within 2 s (it may have been navigating).
