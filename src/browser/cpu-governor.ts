@@ -35,8 +35,9 @@ interface Tracked {
  * session of its own, which Linux schedules as one autogroup, at BROWSER_NICE below the server
  * (cdp-relay-worker.ts). While the machine is busy, a browser whose processes together used more
  * than its fair share over the last 3 s (the cores divided among the browsers that are working),
- * and at least twice what the other working browsers use (their median), is moved to HOG_NICE: the other runs' pages, which need the CPU in short bursts, then get it first
- * (weights 110 against 15), and the hog keeps what they leave. It is put back once it uses less
+ * and at least twice what the other working browsers use (their median), is moved to HOG_NICE:
+ * the other runs' pages, which need the CPU in short bursts, then get it first (weights 110
+ * against 15), and the hog keeps what they leave. It is put back once it uses less
  * than half its share or the machine is no longer busy. Nothing is stopped or slowed by a timer:
  * on an idle machine a page may use every core. Chromium's own CPU throttling (CDP
  * Emulation.setCPUThrottlingRate) was tried first: it slows a page's script but not its CPU use
@@ -49,8 +50,6 @@ export class CpuGovernor {
   private readonly hz = 100;
   private readonly cores = availableParallelism();
   readonly stats: GovernorStats = { demoted: 0, demotions: 0, available: true };
-
-  constructor(private readonly options: { busy?: () => number } = {}) {}
 
   /** Starts governing the browser whose session `pid` leads; `onDemote` is told when it is demoted. Returns the function that stops it. */
   track(pid: number, onDemote?: (cores: number) => void): () => void {
@@ -97,15 +96,15 @@ export class CpuGovernor {
       if (tracked.ticks.length > WINDOW + 1) tracked.ticks.shift();
       if (tracked.ticks.length > WINDOW) use.set(pid, (tracked.ticks.at(-1)! - tracked.ticks[0]!) / this.hz / ((WINDOW * SAMPLE_MS) / 1000));
     }
-    const workingUse = [...use.values()].filter((cores) => cores >= IDLE_CORES);
-    const working = workingUse.length;
+    const workingPids = [...use].filter(([, cores]) => cores >= IDLE_CORES).map(([pid]) => pid);
+    const working = workingPids.length;
     const fair = this.cores / Math.max(1, working);
-    const busy = (this.options.busy ?? (() => machineLoad.busy()))() >= BUSY;
+    const busy = machineLoad.busy() >= BUSY;
     for (const [pid, cores] of use) {
       const tracked = this.browsers.get(pid)!;
       // A hog among its peers, not one of several runs that are all equally busy: moving those
       // would only reorder equals (in the soak's control phase it moved 3 of 4 ordinary browsers).
-      const peers = median(workingUse.filter((c) => c !== cores));
+      const peers = median(workingPids.filter((other) => other !== pid).map((other) => use.get(other)!));
       if (!tracked.demoted && busy && working > 1 && cores > fair && cores >= PEER_FACTOR * peers) {
         if (!setAutogroupNice(pid, HOG_NICE)) continue;
         tracked.demoted = true;

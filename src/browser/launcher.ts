@@ -82,13 +82,13 @@ export class BrowserLauncher {
       const untrack = this.governor.track(relay.pid);
       browser.on('disconnected', untrack);
       relay.on('exit', untrack);
+      relay.on('drop', (drop) => {
+        // A run's own browser: the run logs it with its session id (runs/manager.ts). A shared one's
+        // drop cannot be told apart by run, so it is logged here.
+        if (this.isolation !== 'run') this.options.log.warn({ drop }, 'a page made its browser send more than the server reads; dropped unread');
+        this.options.onDrop?.(drop);
+      });
     }
-    relay?.on('drop', (drop) => {
-      // A run's own browser: the run logs it with its session id (runs/manager.ts). A shared one's
-      // drop cannot be told apart by run, so it is logged here.
-      if (this.isolation !== 'run') this.options.log.warn({ drop }, 'a page made its browser send more than the server reads; dropped unread');
-      this.options.onDrop?.(drop);
-    });
     if (this.closed) {
       await browser.close().catch(() => undefined);
       throw new Error('browser launcher is closed');

@@ -7,7 +7,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
  * behind the hub's compression, so checking a viewer's token took 1 to 47 ms on a busy server, in
  * the path of every viewer that opens (issue 15, late join). An HMAC of a few hundred bytes takes
  * microseconds on the event loop. The format is the same: jose's tokens check here and ours there
- * (test/unit/viewer-tokens.test.ts).
+ * (test/unit/jwt.test.ts).
  */
 
 export interface JwtClaims {

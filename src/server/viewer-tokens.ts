@@ -54,11 +54,8 @@ export class ViewerTokens {
     return Promise.resolve(this.grantNow(token, sessionId));
   }
 
-  /**
-   * As grant, on the spot: the check is an HMAC on the event loop (src/server/jwt.ts), so the
-   * WebSocket upgrade refuses or admits a viewer without waiting for anything.
-   */
-  grantNow(token: string | null | undefined, sessionId: string): TokenGrant {
+  /** The check itself: an HMAC on the event loop (src/server/jwt.ts), nothing waited for. */
+  private grantNow(token: string | null | undefined, sessionId: string): TokenGrant {
     if (!token) return { ok: false, reason: 'a viewer token is required (use the viewer_url or visual_stream_url the API gave you)' };
     try {
       // `exp` is always required (a token minted without one, by a bug or a leaked key used by

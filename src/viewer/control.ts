@@ -10,7 +10,8 @@
  */
 import type { Replayer } from 'rrweb';
 import { CONTROL_FRAGMENT, CloseCode, controlPath, Modifier, type ControlClientMessage, type ControlServerFrame, type ControlView } from '../protocol/index.js';
-import { $, sessionId, ui } from './ui.js';
+import { sessionId } from './link.js';
+import { $, ui } from './ui.js';
 
 const token = new URLSearchParams(location.hash.slice(1)).get(CONTROL_FRAGMENT);
 

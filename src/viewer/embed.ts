@@ -17,7 +17,8 @@ import {
   type ViewerMessage,
 } from '../embed/index.js';
 import type { SessionStatus, StepInfo } from '../protocol/index.js';
-import { sessionId, ui, viewerEvents } from './ui.js';
+import { sessionId } from './link.js';
+import { ui, viewerEvents } from './ui.js';
 
 /** Messages kept while no parent has said hello yet; past this the oldest go (the latest status is always among the newest). */
 const MAX_PENDING = 500;

@@ -6,7 +6,6 @@ import { startReplay } from './replay.js';
 import { wireSteps } from './steps.js';
 import { ENDED_STATUSES, sessionId, withToken } from './link.js';
 
-
 async function boot(): Promise<void> {
   // Served with the page (routes/viewer.ts); a page opened some other way asks.
   const served = document.documentElement.dataset.status;

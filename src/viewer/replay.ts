@@ -8,7 +8,8 @@ import { canvasPlugin } from './canvas.js';
 import { showTabs, tabsOf } from './tabs.js';
 import { eventCleaner, makeInert } from './inert.js';
 import { highlightStep, setStepPicker, stepAt, stepMarks, stepsFromRecording, type StepMark } from './steps.js';
-import { $, explainNoPage, fitWrapper, renderStatus, sessionId, setConnection, ui, withToken } from './ui.js';
+import { sessionId, withToken } from './link.js';
+import { $, explainNoPage, fitWrapper, renderStatus, setConnection, ui } from './ui.js';
 
 interface RunInfo {
   workflow: string;

@@ -1,5 +1,6 @@
 /** The viewer page's chrome: header, step list, footer; shared by the live and the replay modes. */
 import type { SessionStatus, StepInfo } from '../protocol/index.js';
+import { sessionId, withToken } from './link.js';
 import { renderSteps } from './steps.js';
 
 export const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
@@ -22,9 +23,6 @@ export const ui = {
   seq: $('seq'),
 };
 
-import { sessionId, withToken } from './link.js';
-
-export { sessionId, withToken };
 
 export type ConnectionKind = 'connecting' | 'live' | 'reconnecting' | 'ended' | 'error' | 'replay';
 
