@@ -1,0 +1,4 @@
+export { redisUrlProblem, describeRedisUrl, redactRedisUrl } from './redis-url.js';
+export { streamKeys, type StreamKeys } from './stream-keys.js';
+export { StreamPublisher, type PublisherOptions } from './stream-publisher.js';
+export { StreamTail, openStream, type StreamState, type TailHandler } from './stream-tail.js';
