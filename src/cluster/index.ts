@@ -2,3 +2,4 @@ export { redisUrlProblem, describeRedisUrl, redactRedisUrl } from './redis-url.j
 export { streamKeys, type StreamKeys } from './stream-keys.js';
 export { StreamPublisher, type PublisherOptions } from './stream-publisher.js';
 export { StreamTail, openStream, type StreamState, type TailHandler } from './stream-tail.js';
+export { RunQueue, RunWorker, runKeys, HEARTBEAT_LAPSE_MS, type RunQueueOptions, type RunWorkerOptions, type RunOutcome } from './run-queue.js';

@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { after, before, describe, test } from 'node:test';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { RunQueue, RunWorker, runKeys } from '../../src/cluster/index.js';
+
+// A real Redis on 127.0.0.1 (.ci/run starts one if none is running); the tests' keys have a prefix of their own.
+const REDIS_URL = process.env.DOMCAST_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/**
+ * BullMQ's lock and stall check, shortened for every worker here: after one worker checks, the
+ * others skip their checks for that worker's interval.
+ */
+const SHORT_LOCKS = { lockDurationMs: 2000, stalledIntervalMs: 1000 };
+
+async function until<T>(probe: () => Promise<T | null | undefined | false>, what: string, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** A worker node in a process of its own (test/helpers/cluster-worker.ts), and the lines it printed. */
+function spawnWorker(prefix: string, id: string): { child: ChildProcess; lines: string[] } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/cluster-worker.ts'], {
+    env: { ...process.env, REDIS_URL, PREFIX: prefix, WORKER_ID: id },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines: string[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => lines.push(line));
+  return { child, lines };
+}
+
+describe('runs as BullMQ jobs, at most once', () => {
+  const prefix = `domcast-test-${randomUUID().slice(0, 8)}`;
+  let redis: Redis;
+  let queue: RunQueue<{ ms: number }>;
+  const children: ChildProcess[] = [];
+
+  before(() => {
+    redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    queue = new RunQueue(redis, { url: REDIS_URL, prefix });
+  });
+
+  after(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    await queue.close();
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  test('each run is taken once, by a worker with a free slot, never more runs at once than its slots', async () => {
+    const ran: string[] = [];
+    let running = 0;
+    let most = 0;
+    const worker = new RunWorker<{ ms: number }>(redis, {
+      url: REDIS_URL,
+      prefix,
+      id: 'slots-2',
+      slots: 2,
+      ...SHORT_LOCKS,
+      run: async (sessionId, data) => {
+        ran.push(sessionId);
+        most = Math.max(most, ++running);
+        await new Promise((r) => setTimeout(r, data.ms));
+        running--;
+        return 'succeeded';
+      },
+    });
+    const ids = Array.from({ length: 5 }, (_, i) => `batch-${i}`);
+    for (const id of ids) await queue.enqueue(id, { ms: 150 });
+    const before = await queue.figures();
+    assert.equal(before.waiting, 5);
+    assert.equal(before.workers, 0);
+    await worker.start();
+    assert.equal((await queue.figures()).workers, 1);
+    await until(async () => ran.length === 5 && running === 0, 'five runs');
+    assert.deepEqual([...ran].sort(), ids);
+    assert.equal(most, 2);
+    await worker.close();
+    assert.equal((await queue.figures()).workers, 0, 'a worker that closed leaves at once');
+  });
+
+  test('a run delivered again after it started is not run a second time', async () => {
+    const ran: string[] = [];
+    const refused: string[] = [];
+    await redis.set(runKeys(prefix).claim('again'), 'a-worker-that-died');
+    const worker = new RunWorker<{ ms: number }>(redis, {
+      url: REDIS_URL,
+      prefix,
+      id: 'again',
+      slots: 1,
+      ...SHORT_LOCKS,
+      run: async (sessionId) => {
+        ran.push(sessionId);
+        return 'succeeded';
+      },
+      refused: (sessionId) => refused.push(sessionId),
+    });
+    await worker.start();
+    await queue.enqueue('again', { ms: 0 });
+    await until(async () => refused.length === 1, 'the refusal');
+    assert.deepEqual(ran, []);
+    await worker.close();
+  });
+
+  test('kill -9 a worker mid-run: its run is swept within seconds, never run again, and another worker takes the next run', async () => {
+    const doomed = spawnWorker(prefix, 'doomed');
+    children.push(doomed.child);
+    await until(async () => doomed.lines.includes('ready'), 'the worker process');
+    await queue.enqueue('long', { ms: 60_000 });
+    await until(async () => doomed.lines.includes('started long'), 'the run to start');
+    assert.equal((await queue.figures()).active, 1);
+    const killedAt = Date.now();
+    doomed.child.kill('SIGKILL');
+    await once(doomed.child, 'exit');
+
+    const ran: string[] = [];
+    const survivor = new RunWorker<{ ms: number }>(redis, {
+      url: REDIS_URL,
+      prefix,
+      id: 'survivor',
+      slots: 1,
+      ...SHORT_LOCKS,
+      run: async (sessionId, data) => {
+        ran.push(sessionId);
+        await new Promise((r) => setTimeout(r, data.ms));
+        return 'succeeded';
+      },
+    });
+    await survivor.start();
+    const swept = await until(async () => {
+      const found = await queue.sweep();
+      return found.length > 0 ? found : null;
+    }, 'the sweep to find the dead worker’s run');
+    const sweptAfterMs = Date.now() - killedAt;
+    assert.deepEqual(swept, [{ sessionId: 'long', workerId: 'doomed' }]);
+    assert.ok(sweptAfterMs < 8000, `swept ${sweptAfterMs} ms after the kill`);
+    assert.deepEqual(await queue.sweep(), [], 'each swept run is handed out once');
+
+    await queue.enqueue('next', { ms: 50 });
+    await until(async () => ran.includes('next'), 'the next run on the other worker');
+    // BullMQ's own stall check (lock 2 s, checked every 1 s here) has had time to act on the dead job:
+    // it fails it rather than queue it again.
+    const bull = new Queue('runs', { connection: { url: REDIS_URL }, prefix: `${prefix}:q` });
+    const state = await until(async () => {
+      const s = await (await bull.getJob('long'))?.getState();
+      return s === 'failed' ? s : null;
+    }, 'BullMQ to fail the stalled job');
+    assert.equal(state, 'failed');
+    assert.match((await bull.getJob('long'))?.failedReason ?? '', /stalled/);
+    await bull.close();
+    assert.deepEqual(ran, ['next'], 'the dead worker’s run was not run again');
+    await survivor.close();
+  });
+});
