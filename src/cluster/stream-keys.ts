@@ -14,13 +14,13 @@ export function streamKeys(prefix: string, sessionId: string): StreamKeys {
 
 type Reply = (string | null)[];
 
-/** OPEN_SCRIPT's answer: nothing, or epoch, checkpoint seq, last seq, final status ('' while live), entries. */
-export type OpenReply = [] | [string, string, string, string, [string, string[]][]];
+/** OPEN_SCRIPT's answer: nothing, or epoch, checkpoint seq, last seq, final status ('' while live), entries, view ('' if none). */
+export type OpenReply = [] | [string, string, string, string, [string, string[]][], string];
 
 /** The scripts, as commands on a connection (EVALSHA, loaded on first use by ioredis). */
 export interface StreamCommands {
-  domcastLogAppend(stream: string, meta: string, from: string, n: number, events: string, ts: string, cp: number, cpid: number, epoch: string): Promise<Reply>;
-  domcastLogSeed(stream: string, meta: string, epoch: string, from: number, n: number, events: string, ts: string, cp: number, stamp: number): Promise<string>;
+  domcastLogAppend(stream: string, meta: string, from: string, n: number, events: string, ts: string, cp: number, cpid: number, epoch: string, view: string): Promise<Reply>;
+  domcastLogSeed(stream: string, meta: string, epoch: string, from: number, n: number, events: string, ts: string, cp: number, stamp: number, view: string): Promise<string>;
   domcastLogEnd(stream: string, meta: string, status: string, epoch: string, ttlMs: number): Promise<string>;
   domcastLogOpen(stream: string, meta: string): Promise<OpenReply>;
 }
@@ -50,6 +50,10 @@ export interface StreamEntry {
   reset: boolean;
   /** The end marker: the run's final status. */
   end: string | null;
+  /** The checkpoint's seq, when this batch (or seed) made a new one. */
+  checkpoint: number | null;
+  /** The session's view (JSON), when this batch changed it. */
+  view: string | null;
 }
 
 export function decodeEntry(id: string, fields: string[]): StreamEntry {
@@ -65,5 +69,7 @@ export function decodeEntry(id: string, fields: string[]): StreamEntry {
     timestamps: n > 0 && t !== '' ? t.split(',').map(Number) : [],
     reset: f.has('reset'),
     end: f.get('end') ?? null,
+    checkpoint: f.has('c') ? Number(f.get('c')) : null,
+    view: f.get('v') || null,
   };
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { RrwebEventType } from '../protocol/index.js';
 import type { Batch, SessionLog } from '../session/index.js';
 import { streamKeys, withStreamCommands, type StreamCommands, type StreamKeys } from './stream-keys.js';
 
@@ -12,10 +13,17 @@ export interface PublisherOptions {
    * log's checkpoint, which holds everything, so memory stays bounded and nothing is lost.
    */
   maxInFlightChars?: number;
+  /**
+   * The session's view (status, steps…; src/cluster/view.ts) as JSON, sent with every batch that
+   * holds a custom event (the server's status and step events are custom events) and with seeds.
+   */
+  view?: () => string;
   /** Told about each time the stream had to start again, and why. */
   onResync?: (reason: string) => void;
 }
 
+/** How the server writes a custom event (src/session/prepare.ts, toEntry): `type` comes first. */
+const CUSTOM_EVENT_START = `{"type":${RrwebEventType.Custom},`;
 const DEFAULT_MAX_IN_FLIGHT_CHARS = 32 * 1024 * 1024;
 const RESYNC_RETRY_MS = 250;
 
@@ -83,8 +91,9 @@ export class StreamPublisher {
     }
     this.inFlightChars += chars;
     const epoch = this.epochValue;
+    const view = this.options.view && batch.events.some((e) => e.startsWith(CUSTOM_EVENT_START)) ? this.options.view() : '';
     this.redis
-      .domcastLogAppend(this.keys.stream, this.keys.meta, String(batch.from), batch.events.length, batch.events.join('\n'), batch.timestamps.join(','), cp, cpid, epoch)
+      .domcastLogAppend(this.keys.stream, this.keys.meta, String(batch.from), batch.events.length, batch.events.join('\n'), batch.timestamps.join(','), cp, cpid, epoch, view)
       .then(
         (reply) => {
           this.inFlightChars -= chars;
@@ -145,7 +154,8 @@ export class StreamPublisher {
     this.entryFroms = [from];
     this.pendingSeed = false;
     this.seedStamp = Math.max(Date.now(), this.seedStamp + 1);
-    return this.redis.domcastLogSeed(this.keys.stream, this.keys.meta, epoch, from, slice.events.length, slice.events.join('\n'), '', this.checkpointSeq || from, this.seedStamp);
+    const view = this.options.view?.() ?? '';
+    return this.redis.domcastLogSeed(this.keys.stream, this.keys.meta, epoch, from, slice.events.length, slice.events.join('\n'), '', this.checkpointSeq || from, this.seedStamp, view);
   }
 
   /**

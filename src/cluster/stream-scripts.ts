@@ -5,10 +5,12 @@
  * Keys (the `{id}` hash tag keeps both in one Redis Cluster slot):
  * - `<prefix>:log:{<id>}`: a stream; one entry per batch, id `<first seq>-0`, fields `p` (epoch),
  *   `n` (events), `e` (each event's JSON text, joined by `\n`, which JSON text never holds
- *   unescaped), `t` (page timestamps, joined by `,`). Markers carry `n` 0: `<last seq>-1` after a
+ *   unescaped), `t` (page timestamps, joined by `,`), `c` (the checkpoint's seq, when
+ *   this batch made a new one), `v` (the session's view as JSON, src/cluster/view.ts, when the
+ *   batch changed it). Markers carry `n` 0: `<last seq>-1` after a
  *   seed (a reader that sees its epoch change rebuilds), `<last seq>-2` at the end.
  * - `<prefix>:log:{<id>}:meta`: a hash: `epoch`, `seq` (last seq), `cp` (checkpoint seq: its Meta),
- *   `cpid` (first seq of the entry holding that Meta), `ended` (the run's final status, once it ended).
+ *   `cpid` (first seq of the entry holding that Meta), `view` (the latest), `ended` (the run's final status, once it ended).
  *
  * The seqs are the worker's: its SessionLog numbers the events and the stream stores them under
  * those numbers, so the stream offset is the seq. A write that does not follow the stream's last
@@ -19,7 +21,7 @@
 /**
  * KEYS: stream, meta. ARGV: from ('' = the next seq, for events written by another node), events,
  * joined events, joined timestamps, checkpoint seq ('0' = none in this batch), first seq of the
- * entry holding the checkpoint, expected epoch ('' = any).
+ * entry holding the checkpoint, expected epoch ('' = any), the session's view ('' = unchanged).
  * → {'ok', from} | {'lost'} (no stream, or another epoch) | {'gap', last seq} | {'ended', status}
  */
 export const APPEND_SCRIPT = `
@@ -30,7 +32,17 @@ if meta[4] then return {'ended', meta[4]} end
 local from = tonumber(meta[1]) + 1
 if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= from then return {'gap', meta[1]} end
 local n = tonumber(ARGV[2])
-redis.call('XADD', KEYS[1], string.format('%d-0', from), 'p', meta[2], 'n', ARGV[2], 'e', ARGV[3], 't', ARGV[4])
+local fields = {'p', meta[2], 'n', ARGV[2], 'e', ARGV[3], 't', ARGV[4]}
+if ARGV[5] ~= '0' then
+  table.insert(fields, 'c')
+  table.insert(fields, ARGV[5])
+end
+if ARGV[8] ~= '' then
+  table.insert(fields, 'v')
+  table.insert(fields, ARGV[8])
+  redis.call('HSET', KEYS[2], 'view', ARGV[8])
+end
+redis.call('XADD', KEYS[1], string.format('%d-0', from), unpack(fields))
 redis.call('HSET', KEYS[2], 'seq', string.format('%d', from + n - 1))
 if ARGV[5] ~= '0' then
   if meta[3] then redis.call('XTRIM', KEYS[1], 'MINID', meta[3] .. '-0') end
@@ -44,7 +56,7 @@ return {'ok', string.format('%d', from)}
  * entry, then a marker with the new epoch.
  * KEYS: stream, meta. ARGV: epoch, from, events, joined events, joined timestamps, checkpoint seq,
  * the marker's sequence part (larger at each seed: a tail may hold the id of the last stream's
- * marker, `<last seq>-<its stamp>`, and reads only what follows it).
+ * marker, `<last seq>-<its stamp>`, and reads only what follows it), the session's view.
  */
 export const SEED_SCRIPT = `
 redis.call('DEL', KEYS[1], KEYS[2])
@@ -52,10 +64,10 @@ local from = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
 local last = from + n - 1
 if n > 0 then
-  redis.call('XADD', KEYS[1], string.format('%d-0', from), 'p', ARGV[1], 'n', ARGV[3], 'e', ARGV[4], 't', ARGV[5])
+  redis.call('XADD', KEYS[1], string.format('%d-0', from), 'p', ARGV[1], 'n', ARGV[3], 'e', ARGV[4], 't', ARGV[5], 'c', ARGV[6], 'v', ARGV[8])
 end
 redis.call('XADD', KEYS[1], string.format('%d-', last) .. ARGV[7], 'p', ARGV[1], 'n', '0', 'reset', '1')
-redis.call('HSET', KEYS[2], 'epoch', ARGV[1], 'seq', string.format('%d', last), 'cp', ARGV[6], 'cpid', ARGV[2])
+redis.call('HSET', KEYS[2], 'epoch', ARGV[1], 'seq', string.format('%d', last), 'cp', ARGV[6], 'cpid', ARGV[2], 'view', ARGV[8])
 return 'ok'
 `;
 
@@ -80,11 +92,11 @@ return 'ok'
 
 /**
  * What a joiner needs, read at one instant: the meta and every entry from the checkpoint's.
- * KEYS: stream, meta. → {} when there is no stream, else {epoch, cp, seq, ended or '', entries}
+ * KEYS: stream, meta. → {} when there is no stream, else {epoch, cp, seq, ended or '', entries, view or ''}
  */
 export const OPEN_SCRIPT = `
-local meta = redis.call('HMGET', KEYS[2], 'epoch', 'cp', 'cpid', 'seq', 'ended')
+local meta = redis.call('HMGET', KEYS[2], 'epoch', 'cp', 'cpid', 'seq', 'ended', 'view')
 if not meta[1] then return {} end
 local entries = redis.call('XRANGE', KEYS[1], meta[3] .. '-0', '+')
-return {meta[1], meta[2], meta[4], meta[5] or '', entries}
+return {meta[1], meta[2], meta[4], meta[5] or '', entries, meta[6] or ''}
 `;

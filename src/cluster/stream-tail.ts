@@ -10,13 +10,15 @@ export interface StreamState {
   lastSeq: number;
   /** The run's final status once it ended, else null. */
   ended: string | null;
+  /** The session's latest view (JSON), or null if the worker sent none. */
+  view: string | null;
 }
 
 export interface TailHandler {
   /** The stream from its checkpoint: first, and again whenever it started over under a new epoch. */
   reset(state: StreamState): void;
-  /** The events that follow the last ones handed over, in order, none twice. */
-  batch(from: number, events: readonly string[], timestamps: readonly number[]): void;
+  /** The events that follow the last ones handed over (`entry.seq` on), in order, none twice. */
+  batch(entry: StreamEntry): void;
   /** The run ended with this status; nothing follows. */
   end(status: string): void;
 }
@@ -42,7 +44,7 @@ export async function openStream(redis: Redis, prefix: string, sessionId: string
   const keys = streamKeys(prefix, sessionId);
   const reply = await withStreamCommands(redis).domcastLogOpen(keys.stream, keys.meta);
   if (reply.length === 0) return null;
-  const [epoch, cpText, seqText, ended, rows] = reply;
+  const [epoch, cpText, seqText, ended, rows, view] = reply;
   const cp = Number(cpText);
   const lastSeq = Number(seqText);
   const events: string[] = [];
@@ -53,7 +55,7 @@ export async function openStream(redis: Redis, prefix: string, sessionId: string
     });
   }
   const lastRow = rows.at(-1);
-  return { epoch, from: cp, events, lastSeq, ended: ended === '' ? null : ended, lastId: lastRow ? lastRow[0] : `${lastSeq}-0` };
+  return { epoch, from: cp, events, lastSeq, ended: ended === '' ? null : ended, view: view === '' ? null : view, lastId: lastRow ? lastRow[0] : `${lastSeq}-0` };
 }
 
 /**
@@ -160,8 +162,11 @@ export class StreamTail {
       const watches = [...this.watches.values()].filter((w) => !w.reopening);
       if (watches.length === 0) {
         await new Promise<void>((r) => {
-          this.wake = r;
-          setTimeout(r, BLOCK_MS);
+          const timer = setTimeout(r, BLOCK_MS);
+          this.wake = () => {
+            clearTimeout(timer);
+            r();
+          };
         });
         continue;
       }
@@ -217,7 +222,7 @@ export class StreamTail {
       return;
     }
     watch.nextSeq = last + 1;
-    watch.handler.batch(entry.seq, entry.events, entry.timestamps);
+    watch.handler.batch(entry);
   }
 
   /** Reads the stream again from its checkpoint; the handler gets a reset if it started over. */

@@ -101,6 +101,8 @@ export const CloseCode = {
   policy: 1008,
   messageTooBig: 1009,
   internalError: 1011,
+  /** The session's stream started over on the node that runs it (cluster mode): reconnect, a reset with the new epoch follows. */
+  restarted: 1012,
   tryAgainLater: 1013,
   badRequest: 4400,
   /** No viewer token, an invalid or expired one, or one for another session. */

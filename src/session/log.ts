@@ -82,6 +82,11 @@ export class SessionLog {
   totalBytes = 0;
   /** True once release() dropped the events (the store has them). */
   released = false;
+  /**
+   * A copy of another node's log (cluster mode, src/cluster/mirror.ts): its epoch, which viewers
+   * resume against on any node; null for a log of this process (the hub's epoch then).
+   */
+  epoch: string | null = null;
 
   constructor(
     limits: Partial<RecordingLimits> | number = {},
@@ -133,6 +138,25 @@ export class SessionLog {
       return null;
     }
     return this.commit(entries);
+  }
+
+  /**
+   * Appends a batch of another node's log as that log numbered it (cluster mode): `from` must
+   * follow this log's last seq (the first batch sets where this copy starts), and `checkpoint`, when
+   * the batch made one, is that log's; no bound is checked (that log keeps them) and no checkpoint
+   * is asked for.
+   */
+  mirror(from: number, texts: readonly string[], timestamps: readonly number[], checkpoint: number | null): Batch | null {
+    if (texts.length === 0 || this.released) return null;
+    if (this.lastSeq === 0 && this.entries.length === 0) this.firstSeq = from;
+    if (from !== this.lastSeq + 1) throw new Error(`a mirrored batch from seq ${from} does not follow seq ${this.lastSeq}`);
+    const entries = texts.map((json, i) => ({ json, type: -1, timestamp: timestamps[i] ?? 0 }));
+    for (const e of entries) {
+      this.entries.push({ json: e.json, type: e.type });
+      this.chars += e.json.length;
+    }
+    if (checkpoint !== null && checkpoint >= this.firstSeq) this.setCheckpoint(checkpoint);
+    return this.tell(from, entries);
   }
 
   private commit(entries: readonly LogEntry[]): Batch | null {

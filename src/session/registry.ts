@@ -29,6 +29,18 @@ export class SessionRegistry {
     return session;
   }
 
+  /**
+   * Holds a session this process did not create: another node's, copied for viewers here (cluster
+   * mode, src/cluster/mirror.ts). It replaces one of the same id; the store is not told (the node
+   * running it keeps the recording).
+   */
+  adopt(session: Session): void {
+    this.sessions.set(session.id, session);
+    session.on('status', () => {
+      if (session.finished) this.evict();
+    });
+  }
+
   get(id: string): Session | undefined {
     return this.sessions.get(id);
   }

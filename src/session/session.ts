@@ -12,6 +12,7 @@ import {
   type StepCustomPayload,
   type StepInfo,
   type ControlCustomPayload,
+  type ControlView,
   type FrameRemap,
 } from '../protocol/index.js';
 import { AssetRewriter } from '../assets/rewrite.js';
@@ -87,6 +88,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private readonly pageIngest: PageIngest;
   /** Take control: the lock between a person and the workflow, and the run's control tokens (src/session/control.ts). */
   readonly control = new SessionControl((payload) => this.custom(CustomTag.control, payload));
+  /** Who drives the page as the node running the session said (a copy of another node's session, cluster mode), else null. */
+  mirroredControl: ControlView | null = null;
 
   constructor(init: SessionInit) {
     super();
@@ -119,6 +122,11 @@ export class Session extends EventEmitter<SessionEvents> {
     this.control.on('change', () => {
       if (!this.finished) this.emit('status');
     });
+  }
+
+  /** Who drives the page, as viewers are told. */
+  get controlView(): ControlView {
+    return this.mirroredControl ?? this.control.view;
   }
 
   get finished(): boolean {

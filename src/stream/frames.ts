@@ -58,7 +58,7 @@ export function helloFrame(session: Session, epoch: string, recorded: boolean): 
     recorded,
     recordingStopped: session.recordingStopped,
     ...(session.tabs ? { tabs: session.tabs } : {}),
-    control: session.control.view,
+    control: session.controlView,
   };
   return JSON.stringify(frame);
 }
@@ -71,7 +71,7 @@ export function statusFrame(session: Session): Buffer {
     currentStep: session.currentStep,
     error: session.error,
     recordingStopped: session.recordingStopped,
-    control: session.control.view,
+    control: session.controlView,
   };
   return Buffer.from(JSON.stringify(frame));
 }

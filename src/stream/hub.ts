@@ -40,6 +40,11 @@ export interface HubOptions {
   pingIntervalMs?: number;
   /** Compress each frame once for all viewers (src/stream/shared-deflate.ts); default: when the installed ws allows it. */
   sharedDeflate?: boolean;
+  /**
+   * Called before a viewer is admitted, once its token is good: cluster mode makes sure this node
+   * holds the session (a copy of a worker's, src/cluster/mirror.ts).
+   */
+  prepare?: (sessionId: string) => Promise<unknown>;
   /** The viewer's address, for VISUAL_MAX_CONNECTIONS_PER_IP (behind trusted proxies, the client's); default: the socket's peer. */
   clientAddress?: (req: IncomingMessage) => string;
 }
@@ -175,6 +180,15 @@ export class StreamHub implements ChannelHost {
         return { code: CloseCode.internalError, reason: 'internal error' };
       });
     }
+    if (!denied && this.options.prepare) {
+      denied = await this.options.prepare(sessionId).then(
+        () => null,
+        (err: unknown) => {
+          this.options.log.error({ err, session: sessionId.slice(0, 64) }, 'preparing the session for a viewer failed');
+          return { code: CloseCode.tryAgainLater, reason: 'the session is not available here now; try again' };
+        },
+      );
+    }
     if (socket.destroyed) return;
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const viewer: Viewer = { ws, socket, sessionId: sessionId.slice(0, 64), lagging: false, alive: true, next: 1 };
@@ -281,9 +295,11 @@ export class StreamHub implements ChannelHost {
 
     ws.on('pong', () => (viewer.alive = true));
 
-    sendShared(ws, helloFrame(session, this.epoch, this.options.recordings));
+    // A copy of another node's session numbers as that node does: its epoch holds on every node.
+    const epoch = session.log.epoch ?? this.epoch;
+    sendShared(ws, helloFrame(session, epoch, this.options.recordings));
     const channel = session.streaming ? this.channel(session) : null;
-    const sameEpoch = params.get('epoch') === this.epoch;
+    const sameEpoch = params.get('epoch') === epoch;
     const slice = since !== null && sameEpoch ? session.log.since(since) : null;
     if (since !== null) this.reconnections.total++;
     if (slice) {
@@ -310,6 +326,16 @@ export class StreamHub implements ChannelHost {
       this.channels.set(session.id, c);
     }
     return c;
+  }
+
+  /** The session's copy started over (cluster mode): its viewers are closed (1012) and reconnect to the new one. */
+  restart(sessionId: string, reason: string): void {
+    const channel = this.channels.get(sessionId);
+    if (!channel) return;
+    for (const v of [...channel.viewers]) {
+      channel.remove(v);
+      closeShared(v.ws, CloseCode.restarted, fitReason(reason));
+    }
   }
 
   /** A channel could not tell its viewers of a status change: they are closed (1011) and may reconnect. */

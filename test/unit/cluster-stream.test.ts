@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { openStream, StreamPublisher, streamKeys, StreamTail, type StreamState, type TailHandler } from '../../src/cluster/index.js';
+import { openStream, StreamPublisher, streamKeys, StreamTail, type StreamEntry, type StreamState, type TailHandler } from '../../src/cluster/index.js';
 import { RrwebEventType, type WireEvent } from '../../src/protocol/index.js';
 import { SessionLog } from '../../src/session/log.js';
 
@@ -27,7 +27,7 @@ class Viewer implements TailHandler {
     this.events = new Map(state.events.map((e, i) => [state.from + i, e]));
     this.poke();
   }
-  batch(from: number, events: readonly string[]): void {
+  batch({ seq: from, events }: StreamEntry): void {
     events.forEach((e, i) => {
       assert.equal(this.events.has(from + i), false, `seq ${from + i} delivered twice`);
       this.events.set(from + i, e);

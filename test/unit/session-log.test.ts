@@ -427,3 +427,32 @@ describe('frames from the log', () => {
     assert.deepEqual(eventsFrames('reset', { from: 3, events: [] }).map((b) => b.toString()), ['{"t":"reset","from":3,"events":[]}']);
   });
 });
+
+describe('SessionLog as a copy of another node’s log (cluster mode)', () => {
+  const texts = (events: WireEvent[]): string[] => events.map((e) => JSON.stringify(e));
+
+  test('starts at the seq the first batch has, keeps that log’s numbering and its checkpoints, and tells listeners', () => {
+    const log = new SessionLog(100);
+    const told: Batch[] = [];
+    log.subscribe((b) => told.push(b));
+    log.mirror(40, texts([...checkpoint(), ...incremental(3)]), [1, 2, 3, 4, 5], 40);
+    assert.equal(log.lastSeq, 44);
+    assert.equal(log.checkpointSeq, 40);
+    log.mirror(45, texts([...checkpoint(), ...incremental(1)]), [], 45);
+    assert.equal(log.checkpointSeq, 45);
+    assert.deepEqual(log.fromCheckpoint().from, 45, 'what preceded the new checkpoint is dropped');
+    assert.deepEqual(types(log.fromCheckpoint().events), [Meta, FullSnapshot, IncrementalSnapshot]);
+    assert.deepEqual(
+      told.map((b) => b.from),
+      [40, 45],
+    );
+    assert.deepEqual(log.since(45)?.events.length, 2);
+  });
+
+  test('a batch that does not follow the last seq is refused: a copy never holds a gap', () => {
+    const log = new SessionLog(100);
+    log.mirror(1, texts(incremental(2)), [], null);
+    assert.throws(() => log.mirror(5, texts(incremental(1)), [], null), /does not follow seq 2/);
+    assert.equal(log.lastSeq, 2);
+  });
+});
