@@ -4,10 +4,15 @@ import { Session, type SessionRegistry, type StreamMetrics } from '../session/in
 import type { StreamTail, TailHandler } from './stream-tail.js';
 import { applyView, parseView } from './view.js';
 
+/** A copy no viewer has watched for this long is dropped (its stream is no longer followed). */
+export const IDLE_MS = 30_000;
+
 export interface MirrorOptions {
   tail: StreamTail;
   registry: SessionRegistry;
   metrics: StreamMetrics;
+  /** Viewers of a session on this node (the hub's count): a copy nobody watched for IDLE_MS is dropped. */
+  viewers: (sessionId: string) => number;
   /** A copy started over (its stream has a new epoch): its viewers must reconnect (they get a reset from the new one). */
   restarted: (sessionId: string, reason: string) => void;
   log: Logger;
@@ -21,8 +26,35 @@ export interface MirrorOptions {
  */
 export class SessionMirrors {
   private readonly pending = new Map<string, Promise<boolean>>();
+  /** The copies this node follows, and since when none of their viewers is left (null: watched). */
+  private readonly copies = new Map<string, { session: Session; idleSince: number | null }>();
+  private readonly timer: NodeJS.Timeout;
 
-  constructor(private readonly options: MirrorOptions) {}
+  constructor(private readonly options: MirrorOptions) {
+    this.timer = setInterval(() => this.dropIdle(), Math.min(5000, IDLE_MS));
+    this.timer.unref();
+  }
+
+  get following(): number {
+    return this.copies.size;
+  }
+
+  /** Stops following copies no viewer has watched for IDLE_MS; a viewer who comes later makes a new one. */
+  dropIdle(now = Date.now()): void {
+    for (const [id, copy] of this.copies) {
+      if (this.options.viewers(id) > 0) copy.idleSince = null;
+      else if (copy.idleSince === null) copy.idleSince = now;
+      else if (now - copy.idleSince >= IDLE_MS) {
+        this.copies.delete(id);
+        this.options.tail.unwatch(id);
+        this.options.registry.forget(id, copy.session);
+      }
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
 
   /** Makes sure this node holds the session, its own or a copy; false when no node runs it and its stream is gone. */
   ensure(sessionId: string): Promise<boolean> {
@@ -54,6 +86,7 @@ export class SessionMirrors {
         const previous = current;
         current = session;
         this.options.registry.adopt(session);
+        this.copies.set(sessionId, { session, idleSince: null });
         if (previous) {
           this.options.log.warn({ session: sessionId, epoch: state.epoch }, 'a run’s stream started over: its viewers reconnect');
           this.options.restarted(sessionId, 'the run’s stream started over');
@@ -67,6 +100,8 @@ export class SessionMirrors {
       },
       end: (status) => {
         const session = current!;
+        // Ended: the tail follows it no more; the registry keeps it among the finished ones.
+        this.copies.delete(sessionId);
         if (session.finished) return;
         session.status = TERMINAL_STATUSES.includes(status as SessionStatus) ? (status as SessionStatus) : 'interrupted';
         session.endedAt ??= Date.now();

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 
@@ -106,9 +107,11 @@ export class RunQueue<T extends object> {
 
   /** Takes a run that no worker has started off the queue; false when one has (cancel it through its worker). */
   async removeWaiting(sessionId: string): Promise<boolean> {
+    // Claimed: a worker started it (it may have died since, its lock lapsed: remove() would not refuse it).
+    if ((await this.redis.exists(this.keys.claim(sessionId))) === 1) return false;
     const job = await this.queue.getJob(sessionId);
-    if (!job) return false;
-    // A job a worker holds is locked: remove() refuses it.
+    if (!job || !(await job.isWaiting())) return false;
+    // A job a worker took since is locked: remove() refuses it.
     return job.remove().then(
       () => true,
       () => false,
@@ -168,6 +171,8 @@ export class RunWorker<T extends object> {
   private readonly redis: Commands;
   private heartbeat: NodeJS.Timeout | null = null;
   private readonly active = new Map<string, AbortController>();
+  /** When Redis last took this worker's heartbeat: past the lapse, the sweep may have ended its runs. */
+  private lastBeat = 0;
 
   constructor(redis: Redis, private readonly options: RunWorkerOptions<T>) {
     this.redis = withRunCommands(redis);
@@ -186,15 +191,26 @@ export class RunWorker<T extends object> {
   /** Beats once (so sweeps see this worker before it takes a run), then takes runs. */
   async start(): Promise<void> {
     await this.beat();
-    this.heartbeat = setInterval(() => void this.beat().catch(() => {}), HEARTBEAT_MS);
+    this.heartbeat = setInterval(() => {
+      this.beat().catch(() => {
+        // Cut off from Redis past the lapse: any node's sweep may have ended these runs; they stop here too.
+        if (Date.now() - this.lastBeat > HEARTBEAT_LAPSE_MS) this.abortAll(`worker ${this.options.id} lost Redis for more than ${HEARTBEAT_LAPSE_MS} ms`);
+      });
+    }, HEARTBEAT_MS);
     this.heartbeat.unref();
     void this.worker.run();
     await this.worker.waitUntilReady();
   }
 
   /** Renews the heartbeat, and stops the runs a sweep took from this worker meanwhile. */
+  private abortAll(reason: string): void {
+    for (const controller of this.active.values()) controller.abort(new Error(reason));
+  }
+
   private async beat(): Promise<void> {
+    const sent = Date.now();
     await this.redis.domcastHeartbeat(this.keys.workers, this.options.id, HEARTBEAT_LAPSE_MS);
+    this.lastBeat = sent;
     if (this.active.size === 0) return;
     const ids = [...this.active.keys()];
     const owners = await this.redis.hmget(this.keys.runs, ...ids);
@@ -205,20 +221,28 @@ export class RunWorker<T extends object> {
 
   private async process(job: Job<T, RunOutcome>): Promise<RunOutcome> {
     const sessionId = job.id ?? '';
-    const claimed = await this.redis.set(this.keys.claim(sessionId), this.options.id, 'EX', CLAIM_TTL_S, 'NX');
-    if (claimed !== 'OK') {
+    // Our own mark: a SET NX sent again after a dropped connection finds it, and is ours.
+    const mark = `${this.options.id}:${randomUUID()}`;
+    const claimed = await this.redis.set(this.keys.claim(sessionId), mark, 'EX', CLAIM_TTL_S, 'NX');
+    if (claimed !== 'OK' && (await this.redis.get(this.keys.claim(sessionId))) !== mark) {
       const reason = `run ${sessionId} was delivered again after it had started: not run twice`;
       this.options.refused?.(sessionId, reason);
       return { ran: false, reason };
     }
     const controller = new AbortController();
-    this.active.set(sessionId, controller);
-    await this.redis.hset(this.keys.runs, sessionId, this.options.id);
+    const release = async (): Promise<boolean> => (await this.redis.hdel(this.keys.runs, sessionId)) === 1;
     try {
-      return { ran: true, status: await this.options.run(sessionId, job.data, controller.signal) };
+      this.active.set(sessionId, controller);
+      await this.redis.hset(this.keys.runs, sessionId, this.options.id);
+      const status = await this.options.run(sessionId, job.data, controller.signal);
+      // Taken by a sweep meanwhile (this worker stalled): another node ended it `interrupted`.
+      if (!(await release())) return { ran: false, reason: `run ${sessionId} was ended by a sweep while worker ${this.options.id} had stalled` };
+      return { ran: true, status };
+    } catch (err) {
+      await release().catch(() => false);
+      throw err;
     } finally {
       this.active.delete(sessionId);
-      await this.redis.hdel(this.keys.runs, sessionId);
     }
   }
 

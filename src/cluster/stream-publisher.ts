@@ -46,6 +46,10 @@ export class StreamPublisher {
   private pendingSeed = false;
   /** The last seed marker's sequence part (stream-scripts.ts, SEED_SCRIPT). */
   private seedStamp = 0;
+  /** The last batch sent (settled either way): the end waits for it. */
+  private lastSent: Promise<unknown> = Promise.resolve();
+  /** The last seq Redis acknowledged in this epoch. */
+  private ackedSeq = 0;
   private unsubscribe: (() => void) | null = null;
   private closed = false;
   private readonly maxInFlightChars: number;
@@ -92,11 +96,13 @@ export class StreamPublisher {
     this.inFlightChars += chars;
     const epoch = this.epochValue;
     const view = this.options.view && batch.events.some((e) => e.startsWith(CUSTOM_EVENT_START)) ? this.options.view() : '';
-    this.redis
+    const last = batch.from + batch.events.length - 1;
+    this.lastSent = this.redis
       .domcastLogAppend(this.keys.stream, this.keys.meta, String(batch.from), batch.events.length, batch.events.join('\n'), batch.timestamps.join(','), cp, cpid, epoch, view)
       .then(
         (reply) => {
           this.inFlightChars -= chars;
+          if (reply[0] === 'ok' && epoch === this.epochValue) this.ackedSeq = Math.max(this.ackedSeq, last);
           if (reply[0] === 'ok' || reply[0] === 'ended' || epoch !== this.epochValue) return;
           this.startResync(reply[0] === 'gap' ? `the stream ended at seq ${reply[1]}, not ${batch.from - 1}` : 'the stream is gone');
         },
@@ -155,24 +161,37 @@ export class StreamPublisher {
     this.pendingSeed = false;
     this.seedStamp = Math.max(Date.now(), this.seedStamp + 1);
     const view = this.options.view?.() ?? '';
-    return this.redis.domcastLogSeed(this.keys.stream, this.keys.meta, epoch, from, slice.events.length, slice.events.join('\n'), '', this.checkpointSeq || from, this.seedStamp, view);
+    this.ackedSeq = 0;
+    const last = from + slice.events.length - 1;
+    return this.redis
+      .domcastLogSeed(this.keys.stream, this.keys.meta, epoch, from, slice.events.length, slice.events.join('\n'), '', this.checkpointSeq || from, this.seedStamp, view)
+      .then((reply) => {
+        if (epoch === this.epochValue) this.ackedSeq = last;
+        return reply;
+      });
   }
 
   /**
    * Checks that the stream is still the one this publisher wrote (after Redis came back, it may be
-   * gone), and starts it again if not.
+   * gone, or an older snapshot of it), and starts it again if not.
    */
   async verify(): Promise<void> {
     if (this.closed || this.pendingSeed) return;
     const epoch = this.epochValue;
-    const current = await this.redis.hget(this.keys.meta, 'epoch');
-    if (current !== epoch && epoch === this.epochValue) this.startResync('the stream is gone (Redis restarted or the key was removed)');
+    const acked = this.ackedSeq;
+    const [current, seq] = await this.redis.hmget(this.keys.meta, 'epoch', 'seq');
+    if (epoch !== this.epochValue || this.pendingSeed) return;
+    // Gone, or brought back from an older snapshot (same epoch, fewer events): start again either way.
+    if (current !== epoch) this.startResync('the stream is gone (Redis restarted or the key was removed)');
+    else if (Number(seq) < acked) this.startResync(`the stream holds up to seq ${seq}, not ${acked} (Redis came back from an older snapshot)`);
   }
 
   /** The run ended: the tails are told and the stream expires after `ttlMs` (its recording is stored by then). */
   async end(status: string, ttlMs: number): Promise<void> {
     this.unsubscribe?.();
     this.unsubscribe = null;
+    // Every batch sent is settled, and any seed a refusal among them started, before the end.
+    await this.lastSent.catch(() => {});
     await this.resync;
     if (this.closed) return;
     const reply = await this.redis.domcastLogEnd(this.keys.stream, this.keys.meta, status, this.epochValue, ttlMs);

@@ -22,15 +22,25 @@
  * KEYS: stream, meta. ARGV: from ('' = the next seq, for events written by another node), events,
  * joined events, joined timestamps, checkpoint seq ('0' = none in this batch), first seq of the
  * entry holding the checkpoint, expected epoch ('' = any), the session's view ('' = unchanged).
- * → {'ok', from} | {'lost'} (no stream, or another epoch) | {'gap', last seq} | {'ended', status}
+ * → {'ok', from} | {'lost'} (no stream or meta, or another epoch) | {'gap', last seq} | {'ended', status}
  */
+/**
+ * A live stream expires a day after its last write: one whose run never ended (its worker and
+ * every node that could have ended it went away) does not stay for ever. Each write renews it.
+ */
+export const LIVE_TTL_MS = 86_400_000;
+
 export const APPEND_SCRIPT = `
 local meta = redis.call('HMGET', KEYS[2], 'seq', 'epoch', 'cpid', 'ended')
-if not meta[1] then return {'lost'} end
+if not meta[1] or redis.call('EXISTS', KEYS[1]) == 0 then return {'lost'} end
 if ARGV[7] ~= '' and meta[2] ~= ARGV[7] then return {'lost'} end
 if meta[4] then return {'ended', meta[4]} end
 local from = tonumber(meta[1]) + 1
-if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= from then return {'gap', meta[1]} end
+if ARGV[1] ~= '' and tonumber(ARGV[1]) ~= from then
+  -- The same batch sent again (ioredis resends what was in flight when a connection dropped): done already.
+  if tonumber(ARGV[1]) < from and #redis.call('XRANGE', KEYS[1], ARGV[1] .. '-0', ARGV[1] .. '-0') == 1 then return {'ok', ARGV[1]} end
+  return {'gap', meta[1]}
+end
 local n = tonumber(ARGV[2])
 local fields = {'p', meta[2], 'n', ARGV[2], 'e', ARGV[3], 't', ARGV[4]}
 if ARGV[5] ~= '0' then
@@ -48,17 +58,21 @@ if ARGV[5] ~= '0' then
   if meta[3] then redis.call('XTRIM', KEYS[1], 'MINID', meta[3] .. '-0') end
   redis.call('HSET', KEYS[2], 'cp', ARGV[5], 'cpid', ARGV[6])
 end
+redis.call('PEXPIRE', KEYS[1], LIVE_TTL_MS)
+redis.call('PEXPIRE', KEYS[2], LIVE_TTL_MS)
 return {'ok', string.format('%d', from)}
-`;
+`.replaceAll('LIVE_TTL_MS', String(LIVE_TTL_MS));
 
 /**
  * Starts the stream again (a new run, or after a loss): everything from the checkpoint as one
- * entry, then a marker with the new epoch.
+ * entry, then a marker with the new epoch. Never after the end: an ended stream stays as it is ('ended').
  * KEYS: stream, meta. ARGV: epoch, from, events, joined events, joined timestamps, checkpoint seq,
  * the marker's sequence part (larger at each seed: a tail may hold the id of the last stream's
  * marker, `<last seq>-<its stamp>`, and reads only what follows it), the session's view.
  */
 export const SEED_SCRIPT = `
+local ended = redis.call('HGET', KEYS[2], 'ended')
+if ended then return 'ended' end
 redis.call('DEL', KEYS[1], KEYS[2])
 local from = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
@@ -68,8 +82,10 @@ if n > 0 then
 end
 redis.call('XADD', KEYS[1], string.format('%d-', last) .. ARGV[7], 'p', ARGV[1], 'n', '0', 'reset', '1')
 redis.call('HSET', KEYS[2], 'epoch', ARGV[1], 'seq', string.format('%d', last), 'cp', ARGV[6], 'cpid', ARGV[2], 'view', ARGV[8])
+redis.call('PEXPIRE', KEYS[1], LIVE_TTL_MS)
+redis.call('PEXPIRE', KEYS[2], LIVE_TTL_MS)
 return 'ok'
-`;
+`.replaceAll('LIVE_TTL_MS', String(LIVE_TTL_MS));
 
 /**
  * The run ended: the status is kept beside the stream, a marker tells the tails, and both keys

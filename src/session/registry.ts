@@ -41,6 +41,11 @@ export class SessionRegistry {
     });
   }
 
+  /** Drops an adopted copy (cluster mode) that is no longer followed, if it is still the one held. */
+  forget(id: string, session: Session): void {
+    if (this.sessions.get(id) === session) this.sessions.delete(id);
+  }
+
   get(id: string): Session | undefined {
     return this.sessions.get(id);
   }

@@ -62,6 +62,9 @@ function fitReason(reason: string): string {
   return `${cut}…`;
 }
 
+/** How long the `prepare` hook (cluster mode: following a worker's session) may take before the viewer is told to try again. */
+const PREPARE_TIMEOUT_MS = 5000;
+
 const SESSION_PATH = /^\/workflows\/visual\/([^/]+)\/?$/;
 
 /** The WebSocket side of `WS /workflows/visual/{session_id}` (see docs/PROTOCOL.md). */
@@ -181,7 +184,12 @@ export class StreamHub implements ChannelHost {
       });
     }
     if (!denied && this.options.prepare) {
-      denied = await this.options.prepare(sessionId).then(
+      // Bounded: a viewer waiting here is not yet counted against the connection limits.
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new Error(`preparing the session took more than ${PREPARE_TIMEOUT_MS} ms`)), PREPARE_TIMEOUT_MS);
+      });
+      denied = await Promise.race([this.options.prepare(sessionId), timeout]).finally(() => clearTimeout(timer)).then(
         () => null,
         (err: unknown) => {
           this.options.log.error({ err, session: sessionId.slice(0, 64) }, 'preparing the session for a viewer failed');

@@ -112,6 +112,43 @@ describe('runs as BullMQ jobs, at most once', () => {
     await worker.close();
   });
 
+  test('a waiting run can be taken off the queue; one a worker has started cannot', async () => {
+    await queue.enqueue('waits', { ms: 0 });
+    assert.equal(await queue.removeWaiting('waits'), true);
+    assert.equal(await queue.removeWaiting('waits'), false, 'gone');
+    await redis.set(runKeys(prefix).claim('started'), 'some-worker');
+    assert.equal(await queue.removeWaiting('started'), false);
+  });
+
+  test('a run swept from a worker that stalled is stopped there and not reported as run', async () => {
+    let aborted = '';
+    const worker = new RunWorker<{ ms: number }>(redis, {
+      url: REDIS_URL,
+      prefix,
+      id: 'stalls',
+      slots: 1,
+      ...SHORT_LOCKS,
+      run: (_id, _data, signal) =>
+        new Promise<string>((resolve) => {
+          signal.addEventListener('abort', () => {
+            aborted = String((signal.reason as Error).message);
+            resolve('cancelled');
+          });
+        }),
+    });
+    await worker.start();
+    await queue.enqueue('swept', { ms: 0 });
+    await until(async () => (await redis.hget(runKeys(prefix).runs, 'swept')) === 'stalls', 'the run to start');
+    await redis.hdel(runKeys(prefix).runs, 'swept'); // what a sweep does when the heartbeat lapsed
+    await until(async () => aborted !== '', 'the run to be stopped at the next beat');
+    assert.match(aborted, /taken from worker stalls/);
+    const bull = new Queue('runs', { connection: { url: REDIS_URL }, prefix: `${prefix}:q` });
+    const outcome = await until(async () => (await bull.getJob('swept'))?.returnvalue as { ran: boolean } | undefined, 'the outcome');
+    assert.equal(outcome.ran, false);
+    await bull.close();
+    await worker.close();
+  });
+
   test('kill -9 a worker mid-run: its run is swept within seconds, never run again, and another worker takes the next run', async (t) => {
     const doomed = spawnWorker(prefix, 'doomed');
     children.push(doomed.child);

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { SessionMirrors, sessionView, StreamPublisher, streamKeys, StreamTail } from '../../src/cluster/index.js';
+import { IDLE_MS, SessionMirrors, sessionView, StreamPublisher, streamKeys, StreamTail } from '../../src/cluster/index.js';
 import { createLogger } from '../../src/common/index.js';
 import { CloseCode, RrwebEventType, type WireEvent } from '../../src/protocol/index.js';
 import { SessionRegistry, StreamMetrics, type Session } from '../../src/session/index.js';
@@ -38,6 +38,7 @@ class ApiNode {
       tail: this.tail,
       registry: this.registry,
       metrics: new StreamMetrics(),
+      viewers: (id) => this.hub.viewerCount(id),
       restarted: (id, reason) => this.hub.restart(id, reason),
       log: silent,
     });
@@ -67,6 +68,7 @@ class ApiNode {
   }
 
   async close(): Promise<void> {
+    this.mirrors.close();
     this.hub.close();
     await this.tail.close();
     this.server.closeAllConnections();
@@ -229,6 +231,32 @@ describe('viewers on any API node, runs on a worker, over Redis streams', () => 
     assert.ok(back.frames.some((f) => f.t === 'reset'), 'an explicit reset');
     assert.deepEqual(held(back), logHolds(session, 1));
     back.ws.terminate();
+    publisher.close();
+  });
+
+  test('a copy nobody watches any more is dropped, and a later viewer gets a fresh one', async () => {
+    const { session, publisher } = await runOnWorker(workerRedis, prefix);
+    session.setStatus('running');
+    session.log.append(checkpoint(1));
+    const viewer = await WsViewer.open(nodeB.streamUrl(session.id));
+    await waitFor('the events', () => viewer.lastSeq === session.log.lastSeq);
+    const copy = nodeB.registry.get(session.id);
+    const following = nodeB.mirrors.following;
+    await viewer.close();
+    await waitFor('the viewer gone', () => nodeB.hub.viewerCount(session.id) === 0);
+    const now = Date.now();
+    nodeB.mirrors.dropIdle(now);
+    assert.equal(nodeB.mirrors.following, following, 'not at once');
+    nodeB.mirrors.dropIdle(now + IDLE_MS);
+    assert.equal(nodeB.mirrors.following, 0, 'this copy and those the earlier tests left unwatched');
+    assert.equal(nodeB.tail.watched, 0);
+    assert.equal(nodeB.registry.get(session.id), undefined);
+
+    session.log.append(incremental(2));
+    const later = await WsViewer.open(nodeB.streamUrl(session.id));
+    await waitFor('the later viewer', () => later.lastSeq === session.log.lastSeq);
+    assert.notEqual(nodeB.registry.get(session.id), copy, 'a new copy');
+    later.ws.terminate();
     publisher.close();
   });
 

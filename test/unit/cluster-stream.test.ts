@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { openStream, StreamPublisher, streamKeys, StreamTail, type StreamEntry, type StreamState, type TailHandler } from '../../src/cluster/index.js';
+import { withStreamCommands } from '../../src/cluster/stream-keys.js';
 import { RrwebEventType, type WireEvent } from '../../src/protocol/index.js';
 import { SessionLog } from '../../src/session/log.js';
 
@@ -230,6 +231,49 @@ describe('session logs on Redis streams', () => {
     await new Promise((r) => setTimeout(r, 600));
     assert.equal(await redis.exists(keys.stream, keys.meta), 0, 'expired');
     assert.equal(await tail.watch('s6', new Viewer()), false, 'an expired stream is not watched');
+  });
+
+  test('a batch sent again after a dropped connection is acknowledged, not refused; an ended stream is never seeded again', async () => {
+    const log = new SessionLog({ bufferEvents: 10_000 });
+    const publisher = new StreamPublisher(redis, 's7', log, { prefix });
+    await publisher.start();
+    log.append(checkpoint());
+    await redis.ping();
+    const keys = streamKeys(prefix, 's7');
+    const commands = withStreamCommands(redis);
+    const again = await commands.domcastLogAppend(keys.stream, keys.meta, '1', 2, log.fromCheckpoint().events.join('\n'), '', 0, 0, publisher.epoch, '');
+    assert.deepEqual(again, ['ok', '1'], 'the same batch again is done already');
+    const ahead = await commands.domcastLogAppend(keys.stream, keys.meta, '9', 1, '{}', '', 0, 0, publisher.epoch, '');
+    assert.deepEqual(ahead, ['gap', '2']);
+    assert.ok((await redis.pttl(keys.stream)) > 3_600_000, 'a live stream expires only a day after its last write');
+
+    await publisher.end('succeeded', 60_000);
+    assert.equal(await commands.domcastLogSeed(keys.stream, keys.meta, 'another-epoch', 1, 0, '', '', 1, Date.now(), ''), 'ended');
+    assert.equal(await redis.hget(keys.meta, 'ended'), 'succeeded', 'the end stays');
+    assert.ok((await redis.pttl(keys.meta)) <= 60_000, 'and so does its expiry');
+  });
+
+  test('Redis back from an older snapshot (same epoch, fewer events): verify starts the stream over', async () => {
+    const log = new SessionLog({ bufferEvents: 10_000 });
+    const publisher = new StreamPublisher(redis, 's8', log, { prefix });
+    await publisher.start();
+    log.append(checkpoint());
+    log.append(incremental(2));
+    const viewer = new Viewer();
+    await tail.watch('s8', viewer);
+    log.append(incremental(2));
+    await viewer.until(() => viewer.lastSeq === log.lastSeq, 'every event');
+    const keys = streamKeys(prefix, 's8');
+    // As a snapshot taken before the last batch: its entry and its seq are not there.
+    const entries = await redis.xrange(keys.stream, '-', '+');
+    await redis.xdel(keys.stream, entries.at(-1)![0]);
+    await redis.hset(keys.meta, 'seq', String(log.lastSeq - 2));
+    await publisher.verify();
+    await viewer.until(() => viewer.resets.length === 2, 'a reset');
+    assert.equal(viewer.resets[1]!.lastSeq, log.lastSeq);
+    assert.deepEqual([...viewer.events.entries()], [...logFrom(log, 1).entries()]);
+    tail.unwatch('s8');
+    publisher.close();
   });
 
   test('tails saw no Redis errors', () => {
