@@ -37,7 +37,7 @@ async function fetchAsset(stack: Stack, sessionId: string, url: string, headers:
 describe('captured assets over HTTP', () => {
   let stack: Stack;
   before(async () => {
-    stack = await startStack({ DOMCAST_API_KEY: API_KEY });
+    stack = await startStack({ BROWSER_ISOLATION: 'run', DOMCAST_API_KEY: API_KEY });
   });
   after(() => stack.close());
 
@@ -248,7 +248,7 @@ describe('a captured hostile SVG in a real browser', () => {
   let browser: Browser;
   let beacon: Awaited<ReturnType<typeof listener>>;
   before(async () => {
-    stack = await startStack({ DOMCAST_API_KEY: API_KEY });
+    stack = await startStack({ BROWSER_ISOLATION: 'run', DOMCAST_API_KEY: API_KEY });
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--no-first-run'] });
     beacon = await listener();
   });

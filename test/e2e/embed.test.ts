@@ -73,7 +73,7 @@ describe('embedding the viewer in another site', () => {
     allowed = await listen(() => hostPage(domcast));
     refused = await listen(() => hostPage(domcast));
     // 127.0.0.1 on another port: same site as domcast; localhost: another site (over plain http).
-    stack = await startStack({ DOMCAST_API_KEY: API_KEY, VIEWER_ORIGINS: `http://127.0.0.1:${allowed.port},http://localhost:${allowed.port}` });
+    stack = await startStack({ BROWSER_ISOLATION: 'run', DOMCAST_API_KEY: API_KEY, VIEWER_ORIGINS: `http://127.0.0.1:${allowed.port},http://localhost:${allowed.port}` });
     domcast = stack.base;
     browser = await launchViewerBrowser();
   });

@@ -31,7 +31,7 @@ describe('export and import', () => {
 
   before(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'domcast-export-data-'));
-    stack = await startStack({ DOMCAST_DATA_DIR: dataDir });
+    stack = await startStack({ BROWSER_ISOLATION: 'run', DOMCAST_DATA_DIR: dataDir });
     browser = await launchViewerBrowser();
     const { body } = await execute(stack.base, { workflow: demoWorkflow(stack.site.url, { midWaitMs: 200, holdMs: 1200 }), inputs: { user: 'alan' }, visual_enabled: true });
     id = body.session_id;

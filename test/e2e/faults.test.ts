@@ -76,7 +76,7 @@ async function told(viewer: WsViewer): Promise<{ status: Extract<ServerFrame, { 
 describe('faults: a crashed page or a dead browser', () => {
   let stack: Stack;
   before(async () => {
-    stack = await startStack({ MAX_CONCURRENT_SESSIONS: '4' });
+    stack = await startStack({ BROWSER_ISOLATION: 'run', MAX_CONCURRENT_SESSIONS: '4' });
   });
   after(async () => {
     await stack?.close();

@@ -69,7 +69,7 @@ describe('fidelity: assets captured by the run\'s browser, canvases drawn by the
   const outside: string[] = [];
 
   before(async () => {
-    stack = await startStack({ DOMCAST_DATA_DIR: dataDir });
+    stack = await startStack({ BROWSER_ISOLATION: 'run', DOMCAST_DATA_DIR: dataDir });
     site = await startFidelitySite();
     browser = await launchViewerBrowser();
     context = await browser.newContext({ userAgent: VIEWER_UA, viewport: { width: 1280, height: 800 } });
@@ -140,7 +140,7 @@ describe('fidelity: assets captured by the run\'s browser, canvases drawn by the
 
     // A restart: the recording and its assets come from the store.
     await stack.close();
-    stack = await startStack({ DOMCAST_DATA_DIR: dataDir });
+    stack = await startStack({ BROWSER_ISOLATION: 'run', DOMCAST_DATA_DIR: dataDir });
     const replay = await context.newPage();
     await replay.goto(body.viewer_url!.replace(/^http:\/\/127\.0\.0\.1:\d+/, stack.base));
     await expectBoxes(replay, decoder, 'replay after a restart');

@@ -96,7 +96,7 @@ describe('frames: same-origin and cross-origin iframes in the viewer', () => {
   const outside: string[] = [];
 
   before(async () => {
-    stack = await startStack({ DOMCAST_DATA_DIR: dataDir });
+    stack = await startStack({ BROWSER_ISOLATION: 'run', DOMCAST_DATA_DIR: dataDir });
     site = await startFidelitySite();
     browser = await launchViewerBrowser();
     context = await browser.newContext({ userAgent: VIEWER_UA, viewport: { width: 1280, height: 800 } });
@@ -166,7 +166,7 @@ describe('frames: same-origin and cross-origin iframes in the viewer', () => {
 
     // A restart: the recording (and the frames' captured image) come from the store.
     await stack.close();
-    stack = await startStack({ DOMCAST_DATA_DIR: dataDir });
+    stack = await startStack({ BROWSER_ISOLATION: 'run', DOMCAST_DATA_DIR: dataDir });
     const replay = await context.newPage();
     await replay.goto(body.viewer_url!.replace(/^http:\/\/127\.0\.0\.1:\d+/, stack.base));
     await expectBoxes(replay, decoder, 'replay after a restart');

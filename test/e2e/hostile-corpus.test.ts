@@ -22,6 +22,7 @@ let corpus: StaticSite;
 
 before(async () => {
   stack = await startStack({
+    BROWSER_ISOLATION: 'run',
     ALLOWED_HOSTS: '127.0.0.1',
     VISUAL_SESSION_MAX_MB: String(SESSION_MAX_MB),
     VISUAL_MAX_EVENT_MB: String(EVENT_MAX_MB),

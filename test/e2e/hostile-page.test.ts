@@ -59,7 +59,7 @@ let outside: Counting;
 let site: Counting;
 
 before(async () => {
-  stack = await startStack();
+  stack = await startStack({ BROWSER_ISOLATION: 'run' });
   browser = await launchViewerBrowser();
   outside = await countingServer('127.0.0.2', () => ({ status: 204 }));
   const fixture = readFileSync(join(projectRoot, 'test', 'fixtures', 'pages', 'hostile.html'), 'utf8');

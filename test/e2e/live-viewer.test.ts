@@ -9,7 +9,7 @@ describe('the live viewer', () => {
   let browser: Browser;
 
   before(async () => {
-    stack = await startStack();
+    stack = await startStack({ BROWSER_ISOLATION: 'run' });
     browser = await launchViewerBrowser();
   });
   after(async () => {

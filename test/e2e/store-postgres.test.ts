@@ -30,7 +30,7 @@ function domcast(args: string[], env: Record<string, string>): Promise<{ code: n
 }
 
 /** Two servers, one after the other, on one database and folders of their own: links signed alike. */
-const env = () => ({ DOMCAST_DATABASE_URL: database.url, VIEWER_TOKEN_SECRET: 'pg-e2e-viewer-token-secret-0123456789abcdef' });
+const env = () => ({ BROWSER_ISOLATION: 'run', DOMCAST_DATABASE_URL: database.url, VIEWER_TOKEN_SECRET: 'pg-e2e-viewer-token-secret-0123456789abcdef' });
 
 test('with DOMCAST_DATABASE_URL a run is kept in PostgreSQL: another server on the database lists it, exports it and serves its screenshot', async () => {
   const first = await startStack(env());

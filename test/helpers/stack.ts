@@ -17,9 +17,16 @@ export interface Stack {
 }
 
 /** The real server on port 0 (with a fresh data folder unless one is given) and the demo site on 127.0.0.1. */
+/**
+ * A server for a test file, with `env` over these defaults. Runs share one Chromium here
+ * (BROWSER_ISOLATION=shared, a context per run): launching a Chromium for every run took a third of
+ * the suite's time (engine.test.ts 54 -> 24 s). Files about what a browser of its own gives a run
+ * (captured assets, the CPU governor, the DevTools relay's bounds, hostile pages beside ordinary
+ * ones, faults) and the main live-viewer path ask for the default, BROWSER_ISOLATION=run.
+ */
 export async function startStack(env: Record<string, string> = {}): Promise<Stack> {
   const dataDir = env.DOMCAST_DATA_DIR ?? mkdtempSync(join(tmpdir(), 'domcast-test-'));
-  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', ...env, DOMCAST_DATA_DIR: dataDir });
+  const config = loadConfig({ PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'silent', BROWSER_ISOLATION: 'shared', ...env, DOMCAST_DATA_DIR: dataDir });
   const server = createServer(config);
   const base = await server.listen();
   const site = await serveStatic(join(projectRoot, 'demo', 'site'));
