@@ -24,6 +24,8 @@ export interface LauncherOptions {
   maxEventChars?: number;
   /** Told of what any browser's relay dropped (for /health/visual). */
   onDrop?: (drop: RelayDrop) => void;
+  /** With `run` isolation, keep a browser launched ahead for the next run (default true; `domcast run` has no next run). */
+  spare?: boolean;
 }
 
 /**
@@ -120,7 +122,7 @@ export class BrowserLauncher {
     let got = await spare?.catch(() => undefined);
     if (!got?.isConnected()) got = await this.launch();
     // Runs that start together share one spare: the first to get here launches it.
-    if (!this.closed && !this.spare) {
+    if (!this.closed && !this.spare && this.options.spare !== false) {
       const next = this.launch();
       next.catch(() => {
         if (this.spare === next) this.spare = undefined;

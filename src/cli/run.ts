@@ -118,7 +118,8 @@ export async function runCommand(argv: string[]): Promise<number> {
 
   const log = (line: string) => process.stderr.write(`${line}\n`);
   const config = loadConfig({ LOG_LEVEL: 'warn', ...process.env, ...(values.visual ? {} : { PORT: '0' }) });
-  const { server } = await startEmbeddedServer(config, log, undefined, 'stderr');
+  // One run: no browser launched ahead for a next one.
+  const { server } = await startEmbeddedServer(config, log, undefined, 'stderr', { spareBrowser: false });
   try {
     const privacy = {
       maskAllInputs: values['mask-all-inputs'],

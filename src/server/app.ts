@@ -57,7 +57,7 @@ export interface Server {
 /** Why a run still queued when the server stops never ran. */
 const QUEUED_AT_SHUTDOWN = 'cancelled: the server is shutting down; this run had not started';
 
-export function createServer(config: Config, options: { log?: Logger; chromiumPath?: string } = {}): Server {
+export function createServer(config: Config, options: { log?: Logger; chromiumPath?: string; spareBrowser?: boolean } = {}): Server {
   const log = options.log ?? createLogger(config.logLevel, config.logFormat);
   const trust = trustProxy(config.trustProxy);
   const app: FastifyInstance = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: config.maxBodyBytes,
@@ -93,6 +93,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
     chromiumPath: options.chromiumPath ?? config.chromiumPath,
     log,
     isolation: config.browserIsolation,
+    spare: options.spareBrowser,
     maxEventChars: config.recordingLimits.maxEventChars,
     onDrop: (drop) => (metrics.devtoolsMessagesDropped += drop.count),
   });

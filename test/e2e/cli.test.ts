@@ -43,6 +43,14 @@ describe('domcast run', () => {
     assert.match(stderr, /The viewer link stops working now that the run is over \(--keep-serving keeps it open\)\. Its recording is kept in \S+; replay it with:\n {2}(DOMCAST_DATA_DIR=\S+ )?npx domcast export [0-9a-f-]{36} > run\.json && npx domcast replay run\.json\n$/);
   });
 
+  test('one run starts one Chromium: no browser is launched ahead for a next run', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'domcast-one-')), 'one.json');
+    writeFileSync(file, JSON.stringify({ name: 'one', steps: [{ type: 'navigation', url: `${pages.url}/inner.html` }] }));
+    const { code, stderr } = await domcast(['run', file], { LOG_LEVEL: 'debug', LOG_FORMAT: 'json' });
+    assert.equal(code, 0, stderr);
+    assert.equal(stderr.split('\n').filter((l) => l.includes('"msg":"chromium launched"')).length, 1, stderr);
+  });
+
   test('privacy flags reach the run: an invalid --block selector fails it before its first step, naming the field', async () => {
     const { code, stderr } = await domcast(['run', shop, '-i', `base_url=${pages.url}`, '-i', 'qty=1', '-i', 'size=Small', '-i', 'gift=no', '--visual', '--mask-all-inputs', '--block', '.card[']);
     assert.equal(code, 1);
