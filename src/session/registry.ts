@@ -23,9 +23,7 @@ export class SessionRegistry {
     const session = new Session({ ...init, id: randomUUID() });
     this.sessions.set(session.id, session);
     this.options.onCreate?.(session);
-    session.on('status', () => {
-      if (session.finished) this.evict();
-    });
+    this.evictWhenEnded(session);
     return session;
   }
 
@@ -36,6 +34,10 @@ export class SessionRegistry {
    */
   adopt(session: Session): void {
     this.sessions.set(session.id, session);
+    this.evictWhenEnded(session);
+  }
+
+  private evictWhenEnded(session: Session): void {
     session.on('status', () => {
       if (session.finished) this.evict();
     });
