@@ -72,6 +72,14 @@ export class SessionMirrors {
     const handler: TailHandler = {
       reset: (state) => {
         const view = state.view ? parseView(state.view) : null;
+        // A queued run's stream is an empty one the API node wrote; the worker that takes the run
+        // starts it again under its own epoch. Nothing was shown yet: the copy goes on, its viewers stay.
+        if (current && current.log.lastSeq === 0 && state.from <= 1) {
+          current.log.epoch = state.epoch;
+          current.log.mirror(1, state.events, [], state.events.length > 0 ? 1 : null);
+          if (view && applyView(current, view)) current.emit('status');
+          return;
+        }
         const session = new Session({
           id: sessionId,
           workflowName: view?.workflowName ?? '',

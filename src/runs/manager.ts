@@ -20,6 +20,8 @@ export interface StartRun {
   stepTimeoutMs?: number;
   /** Kept with the session, secrets redacted. */
   inputs?: Record<string, unknown>;
+  /** The session's id, when the run was queued elsewhere (cluster mode: the API node chose it). */
+  sessionId?: string;
 }
 
 /**
@@ -139,6 +141,7 @@ export class RunManager {
   /** Creates the session at once; it runs as soon as a slot is free. */
   start(req: StartRun): Session {
     const session = this.deps.registry.create({
+      ...(req.sessionId !== undefined ? { id: req.sessionId } : {}),
       workflowName: req.workflow.name,
       steps: req.workflow.steps.map((s) => ({ type: s.type, description: s.description ?? null })),
       visual: req.visual,
@@ -177,19 +180,19 @@ export class RunManager {
    * Stops a run: a queued one never starts, a running one stops at once (its browser context is
    * closed). Viewers are told through the session's status. A finished run is a 409.
    */
-  async cancel(session: Session): Promise<void> {
+  async cancel(session: Session, end?: { status: 'interrupted'; reason: string }): Promise<void> {
     if (session.finished) throw new BadRequestError(`session ${session.id} already ended (${session.status})`, 409, 'ALREADY_ENDED');
     const queuedAt = this.queue.findIndex((q) => q.session === session);
     if (queuedAt >= 0) {
       this.queue.splice(queuedAt, 1);
-      session.setStatus('cancelled', 'cancelled before it started');
+      session.setStatus(end?.status ?? 'cancelled', end?.reason ?? 'cancelled before it started');
       return;
     }
     const entry = this.active.get(session.id);
     if (!entry) return;
     entry.abort.abort();
     // The last frames the page sent are kept; closing the context ends the step in flight.
-    session.setStatus('cancelled', 'cancelled while running');
+    session.setStatus(end?.status ?? 'cancelled', end?.reason ?? 'cancelled while running');
     await entry.context?.close().catch(() => undefined);
   }
 

@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { serializerCompiler } from 'fastify-type-provider-zod';
 import { AssetIndex } from '../assets/index.js';
 import { BrowserLauncher } from '../browser/index.js';
+import { ClusterApi } from '../cluster/api-node.js';
 import { BadRequestError, createLogger, InputsError, type Logger } from '../common/index.js';
 import { ControlHub } from '../control/index.js';
 import { CloseCode } from '../protocol/index.js';
@@ -88,6 +89,8 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   const store = createStore(config, log);
   const assets = new AssetIndex(store);
   const registry = new SessionRegistry(config.recordings ? { onCreate: (session) => track(store, session) } : {});
+  // Cluster mode: runs are on workers; viewers here watch copies of them (src/cluster/mirror.ts), held apart.
+  const viewed = config.cluster ? new SessionRegistry() : registry;
   const metrics = new StreamMetrics();
   const launcher = new BrowserLauncher({
     chromiumPath: options.chromiumPath ?? config.chromiumPath,
@@ -109,7 +112,8 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   });
   const viewerTokens = new ViewerTokens(viewerTokenSecret(config), config.viewerTokenTtl);
   const hub = new StreamHub({
-    registry,
+    registry: viewed,
+    ...(config.cluster ? { prepare: (id: string) => deps.cluster?.mirrors.ensure(id) ?? Promise.resolve(false) } : {}),
     maxConnections: config.maxConnections,
     maxConnectionsPerIp: config.maxConnectionsPerIp,
     pingIntervalMs: config.heartbeatMs,
@@ -159,7 +163,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
       .finally(() => (pruning = undefined));
     return pruning;
   };
-  const deps: AppDeps = { config, log, registry, metrics, runs, hub, library, store, assets, applyRetention: prune, startedAt: Date.now(), viewerTokens, dashboardSessions: new DashboardSessions(), lifecycle: { draining: false } };
+  const deps: AppDeps = { config, log, registry, metrics, runs, hub, library, store, assets, applyRetention: prune, startedAt: Date.now(), viewerTokens, dashboardSessions: new DashboardSessions(), cluster: null, lifecycle: { draining: false } };
   const pruneTimer = setInterval(() => void prune().catch((err: unknown) => log.error({ err }, 'retention failed')), 60_000);
   pruneTimer.unref();
   // The store opens (connects, migrates) before the server is ready: a store that cannot be used
@@ -167,6 +171,18 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   app.register(async () => {
     await store.open();
     if (store.interrupted > 0) log.warn({ sessions: store.interrupted }, 'marked runs of a previous process as interrupted');
+    if (config.cluster) {
+      deps.cluster = await ClusterApi.connect({
+        url: config.cluster.redisUrl,
+        prefix: config.cluster.prefix,
+        copies: viewed,
+        metrics,
+        store,
+        log,
+        viewers: (id) => hub.viewerCount(id),
+        restarted: (id, reason) => hub.restart(id, reason),
+      });
+    }
     await prune();
   });
 
@@ -258,6 +274,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
       hub.close();
       control.close();
       await app.close();
+      await deps.cluster?.close();
       // Closing the browser ends runs still in flight (their steps fail); then wait for them to settle.
       await launcher.close();
       await runs.idle();

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ConfigError } from '../common/index.js';
 import { MIB, type RecordingLimits } from '../session/index.js';
 import { postgresUrlProblem, redactPostgresUrl } from '../store/index.js';
+import { redactRedisUrl, redisUrlProblem } from '../cluster/redis-url.js';
 
 const bool = z
   .string()
@@ -48,8 +49,17 @@ const databaseUrl = z
     if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
   });
 
+/** Redis for cluster mode (docs/CLUSTER.md); a secret too. */
+const redisUrl = z
+  .string()
+  .trim()
+  .superRefine((v, ctx) => {
+    const problem = redisUrlProblem(v);
+    if (problem !== null) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
 /** Settings shown back in an error only with their password taken out. */
-const redacted: Record<string, (value: string) => string> = { DOMCAST_DATABASE_URL: redactPostgresUrl };
+const redacted: Record<string, (value: string) => string> = { DOMCAST_DATABASE_URL: redactPostgresUrl, DOMCAST_REDIS_URL: redactRedisUrl };
 
 /** An origin as a browser sends it: scheme://host[:port], nothing after. */
 const origin = z.string().refine((v) => {
@@ -116,6 +126,9 @@ const schema = z.object({
   DOMCAST_RECORDINGS: bool.default(true),
   DOMCAST_DATA_DIR: z.string().trim().min(1, 'must not be empty').default('./data'),
   DOMCAST_DATABASE_URL: databaseUrl.optional(),
+  DOMCAST_REDIS_URL: redisUrl.optional(),
+  DOMCAST_CLUSTER_PREFIX: z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1 to 64 letters, digits, dots, dashes or underscores').default('domcast'),
+  DOMCAST_WORKER_ID: z.string().trim().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1 to 64 letters, digits, dots, dashes or underscores').optional(),
   DOMCAST_RETENTION_DAYS: z.string().trim().regex(/^\d+(\.\d+)?$/, 'must be a number of days').transform(Number).optional(),
   DOMCAST_MAX_STORE_MB: int(1, 10_000_000).optional(),
   CHROMIUM_PATH: z.string().trim().min(1).optional(),
@@ -162,6 +175,11 @@ export interface Config {
   readonly dataDir: string;
   /** PostgreSQL URL of the recordings store (a secret: never logged); undefined: SQLite in `dataDir`. */
   readonly databaseUrl: string | undefined;
+  /**
+   * Cluster mode (DOMCAST_REDIS_URL, docs/CLUSTER.md): runs are queued in Redis and taken by
+   * workers, viewers watch from any API node. Null: one process does everything (the default).
+   */
+  readonly cluster: Readonly<{ redisUrl: string; prefix: string; workerId: string | undefined }> | null;
   readonly retentionDays: number | undefined;
   readonly maxStoreMb: number | undefined;
   readonly chromiumPath: string | undefined;
@@ -225,6 +243,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       `invalid settings:\n  VISUAL_ASSET_MAX_MB=${c.VISUAL_ASSET_MAX_MB}: must be at most VISUAL_ASSETS_SESSION_MAX_MB (${c.VISUAL_ASSETS_SESSION_MAX_MB})`,
     );
   }
+  if (c.DOMCAST_REDIS_URL !== undefined) {
+    const missing = [
+      c.DOMCAST_DATABASE_URL === undefined ? '  DOMCAST_DATABASE_URL: required with DOMCAST_REDIS_URL (cluster mode): every node reads and writes the recordings in one PostgreSQL' : null,
+      c.VIEWER_TOKEN_SECRET === undefined ? '  VIEWER_TOKEN_SECRET: required with DOMCAST_REDIS_URL (cluster mode): every node must accept the viewer links any node made' : null,
+      !c.DOMCAST_RECORDINGS ? '  DOMCAST_RECORDINGS=false: cluster mode keeps every run in PostgreSQL (its status is read from there by every node)' : null,
+    ].filter((line) => line !== null);
+    if (missing.length > 0) throw new ConfigError(`invalid settings:\n${missing.join('\n')}`);
+  }
   return Object.freeze({
     port: c.PORT,
     host: c.HOST,
@@ -246,6 +272,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     recordings: c.DOMCAST_RECORDINGS,
     dataDir: resolve(c.DOMCAST_DATA_DIR),
     databaseUrl: c.DOMCAST_DATABASE_URL,
+    cluster: c.DOMCAST_REDIS_URL === undefined ? null : Object.freeze({ redisUrl: c.DOMCAST_REDIS_URL, prefix: c.DOMCAST_CLUSTER_PREFIX, workerId: c.DOMCAST_WORKER_ID }),
     retentionDays: c.DOMCAST_RETENTION_DAYS,
     maxStoreMb: c.DOMCAST_MAX_STORE_MB,
     chromiumPath: c.CHROMIUM_PATH,

@@ -1,4 +1,5 @@
 import type { AssetIndex } from '../assets/index.js';
+import type { ClusterApi } from '../cluster/api-node.js';
 import type { Logger } from '../common/index.js';
 import type { RunManager } from '../runs/index.js';
 import type { SessionRegistry, StreamMetrics } from '../session/index.js';
@@ -27,6 +28,8 @@ export interface AppDeps {
   viewerTokens: ViewerTokens;
   /** Dashboard sign-ins (the cookie that stands for the API key). */
   dashboardSessions: DashboardSessions;
+  /** Cluster mode (DOMCAST_REDIS_URL): the queue, the copies of runs on workers, the sweep; null otherwise (and until the server is ready). */
+  cluster: ClusterApi | null;
   /** Set once shutdown began: no new runs are accepted. */
   lifecycle: { draining: boolean };
 }

@@ -19,8 +19,9 @@ export class SessionRegistry {
     private readonly options: { keepFinished?: number; onCreate?: (session: Session) => void } = {},
   ) {}
 
-  create(init: Omit<SessionInit, 'id'>): Session {
-    const session = new Session({ ...init, id: randomUUID() });
+  /** A new session; its id is given only by a cluster worker (the API node that queued the run chose it). */
+  create(init: Omit<SessionInit, 'id'> & { id?: string }): Session {
+    const session = new Session({ ...init, id: init.id ?? randomUUID() });
     this.sessions.set(session.id, session);
     this.options.onCreate?.(session);
     this.evictWhenEnded(session);

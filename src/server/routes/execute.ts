@@ -1,8 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { randomUUID } from 'node:crypto';
+import type { ClusterApi, RunJob } from '../../cluster/api-node.js';
+import type { SessionView } from '../../cluster/view.js';
 import { BadRequestError } from '../../common/index.js';
-import { prepareWorkflow, workflowSchema, type Workflow } from '../../workflow/index.js';
+import { FREE_CONTROL } from '../../protocol/index.js';
+import type { StoredSession } from '../../store/index.js';
+import { prepareWorkflow, redactInputs, workflowSchema, type Workflow } from '../../workflow/index.js';
 import { parseOrThrow } from '../validation.js';
 import type { AppDeps } from '../deps.js';
 import { rateLimitRuns } from '../access.js';
@@ -91,6 +96,42 @@ export function origins(req: FastifyRequest): { http: string; ws: string } {
   return { http: `${secure ? 'https' : 'http'}://${host}`, ws: `${secure ? 'wss' : 'ws'}://${host}` };
 }
 
+/** Queues a run for the cluster's workers: its `queued` record and view are written first, so any node can show it at once. */
+async function enqueue(cluster: ClusterApi, run: RunJob): Promise<{ id: string; status: 'queued' }> {
+  const id = randomUUID();
+  const steps = run.workflow.steps.map((s, index) => ({ index, type: s.type, description: s.description ?? null, state: 'pending' as const }));
+  const row: StoredSession = {
+    id,
+    workflow: run.workflow.name,
+    inputs: redactInputs(run.inputs ?? {}),
+    status: 'queued',
+    error: null,
+    visual: run.visual,
+    createdAt: Date.now(),
+    startedAt: null,
+    endedAt: null,
+    steps,
+    outputs: {},
+    eventCount: 0,
+    byteCount: 0,
+  };
+  const view: SessionView = {
+    workflowName: run.workflow.name,
+    quality: run.quality,
+    status: 'queued',
+    error: null,
+    currentStep: null,
+    steps,
+    tabs: null,
+    recordingStopped: null,
+    control: FREE_CONTROL,
+    startedAt: null,
+    endedAt: null,
+  };
+  await cluster.enqueue(id, run, row, view);
+  return { id, status: 'queued' };
+}
+
 export function registerExecute(fastify: FastifyInstance, deps: AppDeps): void {
   const app = fastify.withTypeProvider<ZodTypeProvider>();
   app.get(
@@ -131,7 +172,7 @@ export function registerExecute(fastify: FastifyInstance, deps: AppDeps): void {
       }
       const workflow: Workflow = prepareWorkflow(parsed, body.inputs);
       const visual = body.visual_enabled && deps.config.visualStreamingEnabled;
-      const session = deps.runs.start({
+      const run: RunJob = {
         workflow,
         visual,
         quality: body.visual_quality,
@@ -142,7 +183,9 @@ export function registerExecute(fastify: FastifyInstance, deps: AppDeps): void {
         },
         inputs: body.inputs,
         ...(body.step_timeout_ms !== undefined ? { stepTimeoutMs: body.step_timeout_ms } : {}),
-      });
+      };
+      // Cluster mode: the run is queued for a worker; here it runs in this process.
+      const session = deps.cluster ? await enqueue(deps.cluster, run) : deps.runs.start(run);
       const links = await viewerLinks(req, deps, session.id, visual);
       reply.code(202);
       return {

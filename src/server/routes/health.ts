@@ -51,6 +51,16 @@ const visualHealth = z.object({
   store_events_written: z.number(),
   store_bytes: z.number(),
   uptime_s: z.number(),
+  cluster: z
+    .object({
+      queue_waiting: z.number().describe('Runs queued for a worker.'),
+      runs_active: z.number().describe('Runs in progress on the workers.'),
+      live_workers: z.number().describe('Workers whose heartbeat is current.'),
+      copies_followed: z.number().describe("Runs whose streams this node follows for its viewers."),
+      runs_interrupted: z.number().describe('Runs this node ended interrupted since start because their worker died.'),
+    })
+    .nullable()
+    .describe('Cluster mode (DOMCAST_REDIS_URL): figures for the whole cluster; active_sessions and queued_sessions are then the cluster\'s too. Null otherwise.'),
 });
 
 export function registerHealth(fastify: FastifyInstance, deps: AppDeps): void {
@@ -62,10 +72,12 @@ export function registerHealth(fastify: FastifyInstance, deps: AppDeps): void {
 
   app.get('/health/visual', { schema: { tags: ['health'], summary: 'Streaming, store and process figures', response: { 200: visualHealth, ...errors } } }, async () => {
     const { metrics, registry, hub, config } = deps;
+    const cluster = deps.cluster ? await deps.cluster.figures() : null;
     return {
       status: config.visualStreamingEnabled ? ('ok' as const) : ('disabled' as const),
-      active_sessions: registry.activeCount,
-      queued_sessions: deps.runs.queued,
+      active_sessions: cluster ? cluster.runs_active : registry.activeCount,
+      queued_sessions: cluster ? cluster.queue_waiting : deps.runs.queued,
+      cluster,
       max_concurrent_sessions: config.maxConcurrentSessions,
       total_events_processed: metrics.totalEventsProcessed,
       average_latency: roundMs(metrics.latency.average()),

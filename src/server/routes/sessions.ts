@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { NotFoundError } from '../../common/index.js';
+import { BadRequestError, NotFoundError } from '../../common/index.js';
+import { TERMINAL_STATUSES, type SessionStatus } from '../../protocol/index.js';
 import type { Session } from '../../session/index.js';
 import type { AppDeps } from '../deps.js';
 import { binary, errors, sessionParams, sessionStatus, viewerTokenQuery } from '../schemas.js';
@@ -61,7 +62,17 @@ export function registerSessions(fastify: FastifyInstance, deps: AppDeps): void 
       },
     },
     async (req, reply) => {
-      const session = findSession(deps, req.params.id);
+      const { id } = req.params;
+      if (deps.cluster && !deps.registry.get(id)) {
+        // Cluster mode: the run is queued, or runs on a worker; the store knows which it was.
+        const row = await deps.store.get(id);
+        if (!row) throw new NotFoundError(`unknown session ${id.slice(0, 64)}`);
+        if (TERMINAL_STATUSES.includes(row.status as SessionStatus)) throw new BadRequestError(`session ${id} already ended (${row.status})`, 409, 'ALREADY_ENDED');
+        const status = await deps.cluster.cancel(id);
+        reply.code(202);
+        return { session_id: id, status: status === 'cancelled' ? status : (row.status as SessionStatus) };
+      }
+      const session = findSession(deps, id);
       await deps.runs.cancel(session);
       reply.code(202);
       return { session_id: session.id, status: session.status };

@@ -1,0 +1,198 @@
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { ConfigError, errorMessage, type Logger } from '../common/index.js';
+import { CustomTag, RrwebEventType, TERMINAL_STATUSES, type SessionStatus } from '../protocol/index.js';
+import type { StartRun } from '../runs/index.js';
+import type { SessionRegistry, StreamMetrics } from '../session/index.js';
+import type { RecordingStore, StoredSession } from '../store/index.js';
+import { SessionMirrors } from './mirror.js';
+import { describeRedisUrl } from './redis-url.js';
+import { RunQueue } from './run-queue.js';
+import { streamKeys, withStreamCommands } from './stream-keys.js';
+import { StreamTail } from './stream-tail.js';
+import { parseView, type SessionView } from './view.js';
+
+/** What a queued run carries to its worker: the run as the API node prepared it (src/runs, StartRun). */
+export type RunJob = Omit<StartRun, 'sessionId'>;
+
+/** How long an ended run's stream stays in Redis (its recording is in PostgreSQL by then). */
+export const ENDED_STREAM_TTL_MS = 60_000;
+/** How often an API node looks for runs whose worker died. */
+export const SWEEP_MS = 1000;
+
+/** The pub/sub channel on which API nodes ask the worker running a session to stop it. */
+export const cancelChannel = (prefix: string): string => `${prefix}:cancel`;
+
+/** A Redis connection that fails fast with a clear message when Redis cannot be reached at start. */
+export async function connectRedis(url: string, log: Logger, name: string): Promise<Redis> {
+  const redis = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: true, connectionName: `domcast-${name}` });
+  redis.on('error', (err) => log.debug({ err: errorMessage(err), redis: describeRedisUrl(url), connection: name }, 'redis connection error'));
+  try {
+    await Promise.race([
+      redis.connect(),
+      new Promise((_resolve, reject) => setTimeout(() => reject(new Error('no answer within 5 s')), 5000).unref()),
+    ]);
+  } catch (err) {
+    redis.disconnect();
+    throw new ConfigError(`cannot reach Redis at ${describeRedisUrl(url)} (DOMCAST_REDIS_URL): ${errorMessage(err)}`);
+  }
+  return redis;
+}
+
+export interface ClusterApiOptions {
+  url: string;
+  prefix: string;
+  /** The copies of sessions run on workers (the hub's registry on this node). */
+  copies: SessionRegistry;
+  metrics: StreamMetrics;
+  store: RecordingStore;
+  log: Logger;
+  /** Viewers of a session on this node, and closing them when its stream started over. */
+  viewers: (sessionId: string) => number;
+  restarted: (sessionId: string, reason: string) => void;
+}
+
+/** A step of a run that ended from outside: pending ones are skipped, the one running is cancelled. */
+function endedStep<S extends { state?: string }>(s: S): S {
+  return s.state === 'pending' ? { ...s, state: 'skipped' } : s.state === 'running' ? { ...s, state: 'cancelled' } : s;
+}
+
+/** A stored run with its final status. */
+function ended(row: StoredSession, status: SessionStatus, error: string, at: number): StoredSession {
+  const steps = (row.steps as { state?: string }[]).map(endedStep);
+  return { ...row, status, error, endedAt: at, steps, detail: row.detail ? { ...row.detail, currentStep: null } : row.detail };
+}
+
+/**
+ * Ends a run from outside the process that ran it (it never started, its worker died, or a job was
+ * delivered again): in the store, and on its stream, where viewers get the status event and the end.
+ */
+export async function endRun(redis: Redis, prefix: string, store: RecordingStore, sessionId: string, status: SessionStatus, reason: string): Promise<void> {
+  const at = Date.now();
+  const row = await store.get(sessionId);
+  if (row && !TERMINAL_STATUSES.includes(row.status as SessionStatus)) {
+    store.saveSession(ended(row, status, reason, at));
+    await store.flush();
+  }
+  const keys = streamKeys(prefix, sessionId);
+  const commands = withStreamCommands(redis);
+  const current = await redis.hget(keys.meta, 'view');
+  const before = current ? parseView(current) : null;
+  const view = before
+    ? JSON.stringify({ ...before, status, error: reason, currentStep: null, endedAt: at, steps: before.steps.map(endedStep) })
+    : '';
+  const event = JSON.stringify({ type: RrwebEventType.Custom, timestamp: at, data: { tag: CustomTag.status, payload: { status, error: reason } } });
+  const reply = await commands.domcastLogAppend(keys.stream, keys.meta, '', 1, event, String(at), 0, 0, '', view);
+  if (reply[0] === 'ok') await commands.domcastLogEnd(keys.stream, keys.meta, status, '', ENDED_STREAM_TTL_MS);
+}
+
+/**
+ * An API node's part in cluster mode: it queues runs for the workers, follows the streams of the
+ * sessions its viewers watch (SessionMirrors), asks workers to cancel, and ends `interrupted` the
+ * runs of workers that died (the sweep, every SWEEP_MS, shared by all API nodes: each run is
+ * swept by one of them).
+ */
+export class ClusterApi {
+  readonly queue: RunQueue<RunJob>;
+  readonly mirrors: SessionMirrors;
+  private readonly tail: StreamTail;
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweeping: Promise<void> | null = null;
+  runsInterrupted = 0;
+
+  private constructor(
+    private readonly options: ClusterApiOptions,
+    private readonly redis: Redis,
+    private readonly blocking: Redis,
+  ) {
+    this.queue = new RunQueue<RunJob>(redis, { url: options.url, prefix: options.prefix });
+    this.tail = new StreamTail(redis, blocking, options.prefix, (err) => options.log.warn({ err: errorMessage(err) }, 'following the runs’ streams: Redis failed; retrying'));
+    this.mirrors = new SessionMirrors({
+      tail: this.tail,
+      registry: options.copies,
+      metrics: options.metrics,
+      viewers: options.viewers,
+      restarted: options.restarted,
+      log: options.log,
+    });
+  }
+
+  static async connect(options: ClusterApiOptions): Promise<ClusterApi> {
+    const redis = await connectRedis(options.url, options.log, 'api');
+    const blocking = await connectRedis(options.url, options.log, 'api-tail').catch((err: unknown) => {
+      redis.disconnect();
+      throw err;
+    });
+    const api = new ClusterApi(options, redis, blocking);
+    api.sweepTimer = setInterval(() => void api.sweep(), SWEEP_MS);
+    api.sweepTimer.unref();
+    return api;
+  }
+
+  /**
+   * Queues a run: its `queued` row goes to the store first (every node sees it at once), then,
+   * for a visual run, an empty stream a viewer can wait on, then the job.
+   */
+  async enqueue(sessionId: string, job: RunJob, row: StoredSession, view: SessionView): Promise<void> {
+    this.options.store.saveSession(row);
+    await this.options.store.flush();
+    if (job.visual) {
+      const keys = streamKeys(this.options.prefix, sessionId);
+      await withStreamCommands(this.redis).domcastLogSeed(keys.stream, keys.meta, randomUUID(), 1, 0, '', '', 1, Date.now(), JSON.stringify(view));
+    }
+    await this.queue.enqueue(sessionId, job);
+  }
+
+  /**
+   * Stops a run: one no worker took yet leaves the queue and ends `cancelled` here; one running is
+   * stopped by its worker (told over pub/sub). Resolves with the status the store then holds.
+   */
+  async cancel(sessionId: string): Promise<'cancelled' | 'running'> {
+    if (await this.queue.removeWaiting(sessionId)) {
+      await this.end(sessionId, 'cancelled', 'cancelled before it started');
+      return 'cancelled';
+    }
+    await this.redis.publish(cancelChannel(this.options.prefix), sessionId);
+    return 'running';
+  }
+
+  /** Ends a run that its worker will not end (it never started, or its worker died). */
+  end(sessionId: string, status: SessionStatus, reason: string): Promise<void> {
+    return endRun(this.redis, this.options.prefix, this.options.store, sessionId, status, reason);
+  }
+
+  /** Ends `interrupted` each run whose worker's heartbeat lapsed (this node got it from the sweep: no other did). */
+  sweep(): Promise<void> {
+    this.sweeping ??= (async () => {
+      try {
+        for (const { sessionId, workerId } of await this.queue.sweep()) {
+          const reason = `interrupted: worker ${workerId} stopped answering while the run was in progress; it is not run again (a browser run may have had effects)`;
+          this.options.log.warn({ session: sessionId, worker: workerId }, 'a worker died during a run: it ends interrupted');
+          this.runsInterrupted++;
+          await this.end(sessionId, 'interrupted', reason).catch((err: unknown) => this.options.log.error({ err, session: sessionId }, 'could not end a run of a dead worker'));
+        }
+      } catch (err) {
+        this.options.log.warn({ err: errorMessage(err) }, 'the sweep for dead workers failed; next try in a second');
+      } finally {
+        this.sweeping = null;
+      }
+    })();
+    return this.sweeping;
+  }
+
+  /** What /health/visual reports of the cluster. */
+  async figures(): Promise<{ queue_waiting: number; runs_active: number; live_workers: number; copies_followed: number; runs_interrupted: number }> {
+    const f = await this.queue.figures();
+    return { queue_waiting: f.waiting, runs_active: f.active, live_workers: f.workers, copies_followed: this.mirrors.following, runs_interrupted: this.runsInterrupted };
+  }
+
+  async close(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    await this.sweeping;
+    this.mirrors.close();
+    await this.tail.close();
+    await this.queue.close();
+    this.redis.disconnect();
+    this.blocking.disconnect();
+  }
+}

@@ -1,0 +1,271 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
+import { serveStatic, type StaticSite } from '../../src/cli/static-site.js';
+import { projectRoot } from '../../src/common/index.js';
+import { demoWorkflow, waitFor, WsViewer, type ExecuteAnswer } from '../helpers/stack.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+
+/**
+ * Cluster mode as it is deployed: API nodes (`domcast serve`) and workers (`domcast worker`) as
+ * separate processes of the built CLI, on the real Redis and PostgreSQL of 127.0.0.1 (.ci/run starts
+ * them when they are not running), under a key prefix and a database of this file's own.
+ */
+const REDIS_URL = process.env.DOMCAST_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `dc-mode-${randomBytes(4).toString('hex')}`;
+let database: TestDatabase;
+let site: StaticSite;
+const nodes = new Set<Node>();
+
+class Node {
+  readonly lines: { msg?: string; url?: string; session?: string; level?: number }[] = [];
+  url = '';
+  private readonly exited: Promise<void>;
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+  ) {
+    let buffer = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buffer += d.toString();
+      const parts = buffer.split('\n');
+      buffer = parts.pop() ?? '';
+      for (const line of parts) {
+        try {
+          this.lines.push(JSON.parse(line) as Node['lines'][number]);
+        } catch {
+          this.lines.push({ msg: line });
+        }
+      }
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    this.exited = new Promise((resolve) => child.on('exit', () => resolve()));
+    void this.exited.then(() => {
+      if (stderr.trim() !== '' && process.env.DEBUG_CLUSTER) console.error(`${name} stderr:`, stderr);
+    });
+    nodes.add(this);
+  }
+
+  /** Starts `domcast <args>` with the cluster's settings and waits until it says it is ready. */
+  static async start(name: string, args: string[], ready: string, env: Record<string, string> = {}): Promise<Node> {
+    const child = spawn(process.execPath, [join(projectRoot, 'dist', 'cli.js'), ...args], {
+      cwd: projectRoot,
+      env: {
+        ...process.env,
+        PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_FORMAT: 'json',
+        LOG_LEVEL: 'info',
+        DOMCAST_DATA_DIR: mkdtempSync(join(tmpdir(), 'domcast-cluster-')),
+        DOMCAST_REDIS_URL: REDIS_URL,
+        DOMCAST_CLUSTER_PREFIX: prefix,
+        DOMCAST_DATABASE_URL: database.url,
+        VIEWER_TOKEN_SECRET: 'cluster-mode-e2e-viewer-token-secret-0123456789',
+        BROWSER_ISOLATION: 'shared',
+        MAX_CONCURRENT_SESSIONS: '2',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const node = new Node(name, child);
+    const line = await waitFor(`${name} to be ready`, () => node.lines.find((l) => l.msg === ready), 30_000);
+    node.url = line.url ?? '';
+    return node;
+  }
+
+  kill(): Promise<void> {
+    this.child.kill('SIGKILL');
+    return this.exited;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    await this.exited;
+    nodes.delete(this);
+  }
+
+  async get<T>(path: string): Promise<T> {
+    const res = await fetch(`${this.url}${path}`);
+    return (await res.json()) as T;
+  }
+
+  async execute(body: unknown): Promise<ExecuteAnswer> {
+    const res = await fetch(`${this.url}/workflows/execute`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as ExecuteAnswer['body'] };
+  }
+
+  /** A stream URL (as another node handed it out) pointed at this node. */
+  streamUrl(handedOut: string): string {
+    const url = new URL(handedOut);
+    url.host = new URL(this.url).host;
+    return url.toString();
+  }
+}
+
+type Run = { status: string; error: string | null; events: { last_seq: number } };
+
+function contiguous(viewer: WsViewer): void {
+  const seqs = viewer.received.map((r) => r.seq);
+  seqs.forEach((seq, i) => {
+    if (i > 0) assert.equal(seq, seqs[i - 1]! + 1, `seq ${seq} follows ${seqs[i - 1]} (no gap, no duplicate)`);
+  });
+}
+
+const longWorkflow = (url: string) => ({
+  name: 'cluster long run',
+  steps: [
+    { type: 'navigation', url: `${url}/index.html` },
+    { type: 'input', cssSelector: '#username', value: 'ada' },
+    { type: 'wait', ms: 20_000 },
+  ],
+});
+
+let a: Node;
+let b: Node;
+let worker: Node;
+
+before(async () => {
+  database = await createTestDatabase('e2e_cluster');
+  site = await serveStatic(join(projectRoot, 'demo', 'site'));
+  // The first node brings the schema up; the others start beside it.
+  a = await Node.start('api-a', ['serve'], 'domcast listening');
+  [b, worker] = await Promise.all([Node.start('api-b', ['serve'], 'domcast listening'), Node.start('worker-1', ['worker'], 'worker taking runs')]);
+});
+
+after(async () => {
+  await Promise.all([...nodes].map((n) => n.stop()));
+  await site.close();
+  await database.drop();
+  const redis = new Redis(REDIS_URL);
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+});
+
+describe('cluster mode: API nodes and workers as separate processes on Redis and PostgreSQL', () => {
+  test('a run started on node A is watched live from node B (and by a late joiner there), then exported from node A', async () => {
+    const answer = await a.execute({ workflow: demoWorkflow(site.url, { midWaitMs: 600, holdMs: 1200 }), inputs: { user: 'ada' }, visual_enabled: true });
+    assert.equal(answer.status, 202, JSON.stringify(answer.body));
+    assert.equal(answer.body.status, 'queued');
+    const id = answer.body.session_id;
+    // Any node knows the run at once, from the store.
+    assert.equal((await b.get<Run>(`/workflows/${id}`)).status, 'queued');
+    const live = await WsViewer.open(b.streamUrl(answer.body.visual_stream_url!));
+    await waitFor('the page on node B', () => live.received.some((r) => r.event.type === 2), 30_000);
+    const late = await WsViewer.open(b.streamUrl(answer.body.visual_stream_url!));
+    await Promise.all([live.closed, late.closed]);
+    assert.ok(live.ended() && late.ended(), 'both viewers were told the run ended');
+    assert.equal(live.frames.findLast((f) => f.t === 'end')?.status, 'succeeded');
+    contiguous(live);
+    contiguous(late);
+    assert.equal(live.received[0]!.seq, 1);
+    // The late joiner started at a checkpoint (Meta, then FullSnapshot) and ended where the first viewer did.
+    assert.equal(late.received[0]!.event.type, 4);
+    assert.equal(late.received[1]!.event.type, 2);
+    assert.equal(late.lastSeq, live.lastSeq);
+    const run = await waitFor('the stored run', async () => {
+      const r = await a.get<Run>(`/workflows/${id}`);
+      return r.status === 'succeeded' ? r : null;
+    });
+    assert.equal(run.events.last_seq, live.lastSeq);
+    // The recording, exported from node A, is what node B's viewer was sent, event for event.
+    const exported = await a.get<unknown[]>(`/workflows/${id}/events`);
+    assert.equal(exported.length, live.received.length);
+    assert.deepEqual(exported.map((e) => JSON.stringify(e)), live.received.map((r) => r.json));
+    const health = await a.get<{ cluster: { live_workers: number; queue_waiting: number } | null }>('/health/visual');
+    assert.equal(health.cluster?.live_workers, 1);
+    assert.equal(health.cluster?.queue_waiting, 0);
+  });
+
+  test('a viewer whose API node is killed resumes on another node with since/epoch: no gap, no duplicate', async () => {
+    const c = await Node.start('api-c', ['serve'], 'domcast listening');
+    const answer = await a.execute({ workflow: demoWorkflow(site.url, { midWaitMs: 1500, holdMs: 1500 }), inputs: { user: 'ada' }, visual_enabled: true });
+    const id = answer.body.session_id;
+    const first = await WsViewer.open(c.streamUrl(answer.body.visual_stream_url!));
+    await waitFor('some of the page on node C', () => first.received.length > 5, 30_000);
+    await c.kill();
+    const cut = await first.closed;
+    assert.notEqual(cut.code, 1000);
+    const epoch = first.hello()!.epoch;
+    const since = first.lastSeq;
+    const url = new URL(b.streamUrl(answer.body.visual_stream_url!));
+    url.searchParams.set('since', String(since));
+    url.searchParams.set('epoch', epoch);
+    const resumed = await WsViewer.open(url.toString());
+    await resumed.closed;
+    assert.equal(resumed.frames.some((f) => f.t === 'reset'), false, 'resumed, not reset');
+    assert.equal(resumed.received[0]?.seq, since + 1);
+    contiguous(resumed);
+    const stored = await waitFor('the stored run', async () => {
+      const r = await b.get<Run>(`/workflows/${id}`);
+      return r.status === 'succeeded' ? r : null;
+    });
+    assert.equal(resumed.lastSeq, stored.events.last_seq);
+  });
+
+  test('kill -9 the worker mid-run: the run ends interrupted within seconds, its viewers are told, it is not run again, and another worker takes the next run', async () => {
+    const answer = await b.execute({ workflow: longWorkflow(site.url), inputs: {}, visual_enabled: true });
+    const id = answer.body.session_id;
+    const viewer = await WsViewer.open(a.streamUrl(answer.body.visual_stream_url!));
+    await waitFor('the run to be running', async () => (await a.get<Run>(`/workflows/${id}`)).status === 'running', 30_000);
+    await waitFor('the page on node A', () => viewer.received.some((r) => r.event.type === 2), 30_000);
+    const killedAt = Date.now();
+    await worker.kill();
+    const run = await waitFor('the run to end', async () => {
+      const r = await a.get<Run>(`/workflows/${id}`);
+      return r.status !== 'running' ? r : null;
+    }, 30_000);
+    const tookMs = Date.now() - killedAt;
+    assert.equal(run.status, 'interrupted');
+    assert.match(run.error ?? '', /worker .* stopped answering/);
+    await viewer.closed;
+    const end = viewer.frames.findLast((f) => f.t === 'end');
+    assert.equal(end?.status, 'interrupted', 'the viewer was told');
+    contiguous(viewer);
+    const health = await a.get<{ cluster: { live_workers: number } }>('/health/visual');
+    assert.equal(health.cluster.live_workers, 0);
+    // Another worker: it takes the next run, and never the interrupted one.
+    const second = await Node.start('worker-2', ['worker'], 'worker taking runs');
+    const next = await a.execute({ workflow: { name: 'after the kill', steps: [{ type: 'navigation', url: `${site.url}/index.html` }] }, inputs: {}, visual_enabled: false });
+    await waitFor('the next run to succeed', async () => (await b.get<Run>(`/workflows/${next.body.session_id}`)).status === 'succeeded', 30_000);
+    assert.equal((await a.get<Run>(`/workflows/${id}`)).status, 'interrupted');
+    assert.equal(second.lines.some((l) => l.session === id), false, 'the interrupted run was not handed to the new worker');
+    console.log(`# worker killed: run interrupted after ${tookMs} ms`);
+    worker = second;
+  });
+
+  test('cancel reaches the worker running the run, from any node; a queued run is taken off the queue', async () => {
+    // Two slots on the one worker: the third run waits in the queue.
+    const answers = await Promise.all([1, 2, 3].map(() => a.execute({ workflow: longWorkflow(site.url), inputs: {}, visual_enabled: true })));
+    const ids = answers.map((x) => x.body.session_id);
+    const statuses = async () => Promise.all(ids.map(async (id) => (await b.get<Run>(`/workflows/${id}`)).status));
+    await waitFor('two runs running, one queued', async () => {
+      const s = await statuses();
+      return s.filter((x) => x === 'running').length === 2 && s.includes('queued');
+    }, 30_000);
+    const queued = ids[(await statuses()).indexOf('queued')]!;
+    const res = await fetch(`${b.url}/workflows/${queued}/cancel`, { method: 'POST' });
+    assert.equal(res.status, 202);
+    assert.equal(((await res.json()) as { status: string }).status, 'cancelled');
+    const stored = await a.get<Run>(`/workflows/${queued}`);
+    assert.equal(stored.status, 'cancelled');
+    assert.equal(stored.error, 'cancelled before it started');
+    for (const id of ids.filter((x) => x !== queued)) {
+      const r = await fetch(`${b.url}/workflows/${id}/cancel`, { method: 'POST' });
+      assert.equal(r.status, 202);
+    }
+    await waitFor('the running ones cancelled by their worker', async () => (await statuses()).every((x) => x === 'cancelled'), 15_000);
+    const again = await fetch(`${a.url}/workflows/${ids[0]}/cancel`, { method: 'POST' });
+    assert.equal(again.status, 409);
+    assert.equal(((await again.json()) as { code: string }).code, 'ALREADY_ENDED');
+    // Not run after all: the queued one never reached a worker.
+    assert.equal(worker.lines.some((l) => l.session === queued && l.msg === 'run started'), false);
+  });
+});
