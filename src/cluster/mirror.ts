@@ -76,7 +76,7 @@ export class SessionMirrors {
         // starts it again under its own epoch. Nothing was shown yet: the copy goes on, its viewers stay.
         if (current && current.log.lastSeq === 0 && state.from <= 1) {
           current.log.epoch = state.epoch;
-          current.log.mirror(1, state.events, [], state.events.length > 0 ? 1 : null);
+          current.log.mirror(state.from, state.events, [], state.checkpoint);
           if (view && applyView(current, view)) current.emit('status');
           return;
         }
@@ -90,7 +90,7 @@ export class SessionMirrors {
         });
         session.log.epoch = state.epoch;
         if (view) applyView(session, view);
-        session.log.mirror(state.from, state.events, [], state.from);
+        session.log.mirror(state.from, state.events, [], state.checkpoint);
         const previous = current;
         current = session;
         this.options.registry.adopt(session);

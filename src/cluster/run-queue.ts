@@ -41,7 +41,11 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return now
 `;
 
-/** KEYS: workers, runs. → flat list of session id, worker id: runs whose worker's heartbeat lapsed, each taken off `runs` (so one sweep gets it). */
+/**
+ * KEYS: workers, runs, swept. → flat list of session id, worker id: runs whose worker's heartbeat
+ * lapsed, each taken off `runs` (so one sweep gets it) and noted in `swept` (kept a day), so that a
+ * worker that only stalled knows its run was taken, and one whose entry Redis lost (a restart) does not.
+ */
 const SWEEP_SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -51,34 +55,38 @@ for i = 1, #runs, 2 do
   local score = redis.call('ZSCORE', KEYS[1], runs[i + 1])
   if not score or tonumber(score) < now then
     redis.call('HDEL', KEYS[2], runs[i])
+    redis.call('ZADD', KEYS[3], now, runs[i])
     table.insert(out, runs[i])
     table.insert(out, runs[i + 1])
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60000)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - 86400000)
 return out
 `;
 
 export interface RunKeys {
   workers: string;
   runs: string;
+  /** Runs a sweep took from their worker, scored by when. */
+  swept: string;
   claim: (sessionId: string) => string;
 }
 
 export function runKeys(prefix: string): RunKeys {
-  return { workers: `${prefix}:workers`, runs: `${prefix}:runs`, claim: (id) => `${prefix}:claim:${id}` };
+  return { workers: `${prefix}:workers`, runs: `${prefix}:runs`, swept: `${prefix}:swept`, claim: (id) => `${prefix}:claim:${id}` };
 }
 
 type Commands = Redis & {
   domcastHeartbeat(workers: string, id: string, lapse: number): Promise<number>;
-  domcastSweep(workers: string, runs: string): Promise<string[]>;
+  domcastSweep(workers: string, runs: string, swept: string): Promise<string[]>;
 };
 
 function withRunCommands(redis: Redis): Commands {
   const r = redis as Commands;
   if (typeof r.domcastHeartbeat !== 'function') {
     redis.defineCommand('domcastHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT_SCRIPT });
-    redis.defineCommand('domcastSweep', { numberOfKeys: 2, lua: SWEEP_SCRIPT });
+    redis.defineCommand('domcastSweep', { numberOfKeys: 3, lua: SWEEP_SCRIPT });
   }
   return r;
 }
@@ -135,7 +143,7 @@ export class RunQueue<T extends object> {
 
   /** The runs whose worker died since the last sweep, each handed to one caller only. */
   async sweep(): Promise<{ sessionId: string; workerId: string }[]> {
-    const flat = await this.redis.domcastSweep(this.keys.workers, this.keys.runs);
+    const flat = await this.redis.domcastSweep(this.keys.workers, this.keys.runs, this.keys.swept);
     const out: { sessionId: string; workerId: string }[] = [];
     for (let i = 0; i + 1 < flat.length; i += 2) out.push({ sessionId: flat[i]!, workerId: flat[i + 1]! });
     return out;
@@ -214,9 +222,16 @@ export class RunWorker<T extends object> {
     if (this.active.size === 0) return;
     const ids = [...this.active.keys()];
     const owners = await this.redis.hmget(this.keys.runs, ...ids);
-    ids.forEach((id, i) => {
-      if (owners[i] !== this.options.id) this.active.get(id)?.abort(new Error(`run ${id} was taken from worker ${this.options.id}: its heartbeat lapsed`));
-    });
+    for (const [i, id] of ids.entries()) {
+      if (owners[i] === this.options.id) continue;
+      // Swept (this worker stalled past the lapse): another node ended it; it stops here too.
+      if ((await this.redis.zscore(this.keys.swept, id)) !== null) {
+        this.active.get(id)?.abort(new Error(`run ${id} was taken from worker ${this.options.id}: its heartbeat lapsed`));
+      } else if (this.active.has(id)) {
+        // Not swept, yet not on record: Redis lost it (it restarted without persistence). Still ours.
+        await this.redis.hset(this.keys.runs, id, this.options.id);
+      }
+    }
   }
 
   private async process(job: Job<T, RunOutcome>): Promise<RunOutcome> {
@@ -230,7 +245,8 @@ export class RunWorker<T extends object> {
       return { ran: false, reason };
     }
     const controller = new AbortController();
-    const release = async (): Promise<boolean> => (await this.redis.hdel(this.keys.runs, sessionId)) === 1;
+    /** Off the record; false when a sweep had taken it (a record lost with a Redis restart is not a sweep). */
+    const release = async (): Promise<boolean> => (await this.redis.hdel(this.keys.runs, sessionId)) === 1 || (await this.redis.zscore(this.keys.swept, sessionId)) === null;
     try {
       this.active.set(sessionId, controller);
       await this.redis.hset(this.keys.runs, sessionId, this.options.id);

@@ -136,6 +136,27 @@ describe('domcast run', () => {
     }
   });
 
+  test('cluster mode refuses at start what cannot work, with a clear message and no stack trace', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'domcast-cli-'));
+    const cluster = { DOMCAST_DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/postgres', VIEWER_TOKEN_SECRET: 'cli-test-viewer-token-secret-0123456789abcd', DOMCAST_DATA_DIR: dataDir };
+    const [noRedis, notCluster, unreachable, extra] = await Promise.all([
+      domcast(['worker'], { DOMCAST_DATA_DIR: dataDir }),
+      domcast(['serve', '--with-worker'], { DOMCAST_DATA_DIR: dataDir }),
+      // Nothing listens on port 1.
+      domcast(['serve'], { ...cluster, DOMCAST_REDIS_URL: 'redis://:s3cret@127.0.0.1:1' }),
+      domcast(['serve', '--with-workers'], { DOMCAST_DATA_DIR: dataDir }),
+    ]);
+    assert.equal(noRedis.code, 1);
+    assert.match(noRedis.stderr, /^domcast: domcast worker needs DOMCAST_REDIS_URL \(cluster mode; see docs\/CLUSTER\.md\)\n$/);
+    assert.equal(notCluster.code, 1);
+    assert.match(notCluster.stderr, /--with-worker is for cluster mode: set DOMCAST_REDIS_URL/);
+    assert.equal(unreachable.code, 1);
+    assert.match(unreachable.stderr, /domcast: cannot reach Redis at 127\.0\.0\.1:1 \(DOMCAST_REDIS_URL\)/);
+    assert.doesNotMatch(unreachable.stderr, /s3cret|^\s+at /m);
+    assert.equal(extra.code, 2);
+    assert.match(extra.stderr, /serve takes only --with-worker \(got --with-workers\)/);
+  });
+
   test('--help explains run and serve', async () => {
     const { code, stdout } = await domcast(['--help']);
     assert.equal(code, 0);

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
@@ -13,11 +14,60 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 
 /**
  * Cluster mode as it is deployed: API nodes (`domcast serve`) and workers (`domcast worker`) as
- * separate processes of the built CLI, on the real Redis and PostgreSQL of 127.0.0.1 (.ci/run starts
- * them when they are not running), under a key prefix and a database of this file's own.
+ * separate processes of the built CLI, on a real Redis and the real PostgreSQL of 127.0.0.1
+ * (.ci/run installs and starts them when missing). The Redis is a redis-server of this file's own,
+ * on a free port, so that it can be restarted mid-run; the database is this file's own too.
  */
-const REDIS_URL = process.env.DOMCAST_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `dc-mode-${randomBytes(4).toString('hex')}`;
+
+/** A redis-server of our own, keeping nothing on disk (as the machine's), that can be killed and started again on its port. */
+class OwnRedis {
+  private child: ChildProcess | null = null;
+  port = 0;
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    if (this.port === 0) this.port = await freePort();
+    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    this.child = child;
+    await waitFor('redis-server to answer', async () => {
+      const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      probe.on('error', () => undefined);
+      try {
+        await probe.connect();
+        return (await probe.ping()) === 'PONG';
+      } catch {
+        return false;
+      } finally {
+        probe.disconnect();
+      }
+    }, 10_000, 100);
+  }
+
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const redis = new OwnRedis();
 let database: TestDatabase;
 let site: StaticSite;
 const nodes = new Set<Node>();
@@ -64,7 +114,7 @@ class Node {
         LOG_FORMAT: 'json',
         LOG_LEVEL: 'info',
         DOMCAST_DATA_DIR: mkdtempSync(join(tmpdir(), 'domcast-cluster-')),
-        DOMCAST_REDIS_URL: REDIS_URL,
+        DOMCAST_REDIS_URL: redis.url,
         DOMCAST_CLUSTER_PREFIX: prefix,
         DOMCAST_DATABASE_URL: database.url,
         VIEWER_TOKEN_SECRET: 'cluster-mode-e2e-viewer-token-secret-0123456789',
@@ -132,6 +182,7 @@ let b: Node;
 let worker: Node;
 
 before(async () => {
+  await redis.start();
   database = await createTestDatabase('e2e_cluster');
   site = await serveStatic(join(projectRoot, 'demo', 'site'));
   // The first node brings the schema up; the others start beside it.
@@ -143,10 +194,7 @@ after(async () => {
   await Promise.all([...nodes].map((n) => n.stop()));
   await site.close();
   await database.drop();
-  const redis = new Redis(REDIS_URL);
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length > 0) await redis.del(...keys);
-  redis.disconnect();
+  await redis.kill();
 });
 
 describe('cluster mode: API nodes and workers as separate processes on Redis and PostgreSQL', () => {
@@ -231,14 +279,43 @@ describe('cluster mode: API nodes and workers as separate processes on Redis and
     contiguous(viewer);
     const health = await a.get<{ cluster: { live_workers: number } }>('/health/visual');
     assert.equal(health.cluster.live_workers, 0);
-    // Another worker: it takes the next run, and never the interrupted one.
-    const second = await Node.start('worker-2', ['worker'], 'worker taking runs');
+    // Another worker (an API node and a worker in one process): it takes the next run, and never the interrupted one.
+    const second = await Node.start('api-and-worker', ['serve', '--with-worker'], 'worker taking runs');
     const next = await a.execute({ workflow: { name: 'after the kill', steps: [{ type: 'navigation', url: `${site.url}/index.html` }] }, inputs: {}, visual_enabled: false });
     await waitFor('the next run to succeed', async () => (await b.get<Run>(`/workflows/${next.body.session_id}`)).status === 'succeeded', 30_000);
     assert.equal((await a.get<Run>(`/workflows/${id}`)).status, 'interrupted');
     assert.equal(second.lines.some((l) => l.session === id), false, 'the interrupted run was not handed to the new worker');
     console.log(`# worker killed: run interrupted after ${tookMs} ms`);
     worker = second;
+  });
+
+  test('a Redis restart mid-run: viewers are closed with 1012 and, resuming, get an explicit reset under a new epoch; the run goes on', async () => {
+    const answer = await a.execute({ workflow: demoWorkflow(site.url, { midWaitMs: 3000, holdMs: 1500 }), inputs: { user: 'ada' }, visual_enabled: true });
+    const id = answer.body.session_id;
+    const viewer = await WsViewer.open(b.streamUrl(answer.body.visual_stream_url!));
+    await waitFor('the page on node B', () => viewer.received.some((r) => r.event.type === 2), 30_000);
+    const before = viewer.hello()!.epoch;
+    await redis.kill();
+    await redis.start();
+    const closed = await viewer.closed;
+    assert.equal(closed.code, 1012, `closed with ${closed.code} ${closed.reason}`);
+    contiguous(viewer);
+    const url = new URL(b.streamUrl(answer.body.visual_stream_url!));
+    url.searchParams.set('since', String(viewer.lastSeq));
+    url.searchParams.set('epoch', before);
+    const resumed = await WsViewer.open(url.toString());
+    const hello = await waitFor('hello', () => resumed.hello());
+    assert.notEqual(hello.epoch, before, 'a new epoch');
+    await waitFor('a reset', () => resumed.frames.find((f) => f.t === 'reset'));
+    assert.equal(resumed.frames.filter((f) => f.t === 'events' || f.t === 'reset')[0]?.t, 'reset', 'the first events come as a reset, never as a silent continuation');
+    await resumed.closed;
+    contiguous(resumed);
+    assert.equal(resumed.frames.findLast((f) => f.t === 'end')?.status, 'succeeded');
+    const stored = await waitFor('the stored run', async () => {
+      const r = await a.get<Run>(`/workflows/${id}`);
+      return r.status === 'succeeded' ? r : null;
+    });
+    assert.equal(resumed.lastSeq, stored.events.last_seq);
   });
 
   test('cancel reaches the worker running the run, from any node; a queued run is taken off the queue', async () => {

@@ -139,12 +139,42 @@ describe('runs as BullMQ jobs, at most once', () => {
     await worker.start();
     await queue.enqueue('swept', { ms: 0 });
     await until(async () => (await redis.hget(runKeys(prefix).runs, 'swept')) === 'stalls', 'the run to start');
-    await redis.hdel(runKeys(prefix).runs, 'swept'); // what a sweep does when the heartbeat lapsed
+    // What a sweep does when the heartbeat lapsed: off the record, and noted as swept.
+    await redis.multi().hdel(runKeys(prefix).runs, 'swept').zadd(runKeys(prefix).swept, Date.now(), 'swept').exec();
     await until(async () => aborted !== '', 'the run to be stopped at the next beat');
     assert.match(aborted, /taken from worker stalls/);
     const bull = new Queue('runs', { connection: { url: REDIS_URL }, prefix: `${prefix}:q` });
     const outcome = await until(async () => (await bull.getJob('swept'))?.returnvalue as { ran: boolean } | undefined, 'the outcome');
     assert.equal(outcome.ran, false);
+    await bull.close();
+    await worker.close();
+  });
+
+  test('a run whose record Redis lost (it restarted without persistence) is not taken for swept: it goes on, on record again', async () => {
+    let aborted = false;
+    let finish: (status: string) => void = () => {};
+    const worker = new RunWorker<{ ms: number }>(redis, {
+      url: REDIS_URL,
+      prefix,
+      id: 'keeps',
+      slots: 1,
+      ...SHORT_LOCKS,
+      run: (_id, _data, signal) =>
+        new Promise<string>((resolve) => {
+          finish = resolve;
+          signal.addEventListener('abort', () => (aborted = true));
+        }),
+    });
+    await worker.start();
+    await queue.enqueue('lost', { ms: 0 });
+    await until(async () => (await redis.hget(runKeys(prefix).runs, 'lost')) === 'keeps', 'the run to start');
+    await redis.hdel(runKeys(prefix).runs, 'lost'); // lost, not swept: no mark in `swept`
+    await until(async () => (await redis.hget(runKeys(prefix).runs, 'lost')) === 'keeps', 'the worker to put it on record again');
+    assert.equal(aborted, false);
+    finish('succeeded');
+    const bull = new Queue('runs', { connection: { url: REDIS_URL }, prefix: `${prefix}:q` });
+    const outcome = await until(async () => (await bull.getJob('lost'))?.returnvalue as { ran: boolean } | undefined, 'the outcome');
+    assert.equal(outcome.ran, true);
     await bull.close();
     await worker.close();
   });

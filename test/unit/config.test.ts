@@ -160,4 +160,37 @@ describe('loadConfig', () => {
       assert.doesNotMatch(message, /s3cret/, message);
     }
   });
+
+  const CLUSTER = { DOMCAST_DATABASE_URL: 'postgres://db/domcast', VIEWER_TOKEN_SECRET: 'a-secret-every-node-shares-0123456789' };
+
+  test('DOMCAST_REDIS_URL turns cluster mode on, with its prefix and worker id; unset, there is none', () => {
+    assert.equal(loadConfig({}).cluster, null);
+    const c = loadConfig({ ...CLUSTER, DOMCAST_REDIS_URL: ' redis://:pw@cache.internal:6380/2 ' }).cluster;
+    assert.deepEqual({ ...c }, { redisUrl: 'redis://:pw@cache.internal:6380/2', prefix: 'domcast', workerId: undefined });
+    const d = loadConfig({ ...CLUSTER, DOMCAST_REDIS_URL: 'rediss://cache', DOMCAST_CLUSTER_PREFIX: 'team-a', DOMCAST_WORKER_ID: 'worker-7' }).cluster;
+    assert.deepEqual({ ...d }, { redisUrl: 'rediss://cache', prefix: 'team-a', workerId: 'worker-7' });
+  });
+
+  test('a DOMCAST_REDIS_URL that is not a Redis URL is refused, its password never shown', () => {
+    const cases: [string, RegExp][] = [
+      ['cache:6379', /must start with redis:\/\/ or rediss:\/\/ \(not cache:\/\/\)/],
+      ['not a url', /must be a URL like redis:\/\/host:6379/],
+      ['http://u:s3cret@cache', /must start with redis:\/\/ or rediss:\/\//],
+      ['redis://u:s3cret@cache/queue', /the path must be a database number/],
+    ];
+    for (const [value, reason] of cases) {
+      const message = configError(() => loadConfig({ ...CLUSTER, DOMCAST_REDIS_URL: value })).message;
+      assert.match(message, /DOMCAST_REDIS_URL=/);
+      assert.match(message, reason);
+      assert.doesNotMatch(message, /s3cret/, message);
+    }
+    assert.match(configError(() => loadConfig({ ...CLUSTER, DOMCAST_REDIS_URL: 'redis://c', DOMCAST_CLUSTER_PREFIX: 'a b' })).message, /DOMCAST_CLUSTER_PREFIX="a b": must be 1 to 64 letters/);
+  });
+
+  test('cluster mode needs PostgreSQL and a shared VIEWER_TOKEN_SECRET, and keeps recordings: each missing one is named', () => {
+    const message = configError(() => loadConfig({ DOMCAST_REDIS_URL: 'redis://cache', DOMCAST_RECORDINGS: 'false' })).message;
+    assert.match(message, /DOMCAST_DATABASE_URL: required with DOMCAST_REDIS_URL/);
+    assert.match(message, /VIEWER_TOKEN_SECRET: required with DOMCAST_REDIS_URL/);
+    assert.match(message, /DOMCAST_RECORDINGS=false: cluster mode keeps every run/);
+  });
 });
