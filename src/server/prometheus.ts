@@ -11,7 +11,7 @@ export interface HttpTally {
   internalErrors: number;
 }
 
-type Sources = Pick<AppDeps, 'metrics' | 'hub' | 'registry' | 'runs' | 'store'>;
+type Sources = Pick<AppDeps, 'metrics' | 'hub' | 'registry' | 'runs' | 'store' | 'cluster'>;
 
 /**
  * A Prometheus registry of its own (several servers in one process do not clash) whose metrics are
@@ -64,13 +64,21 @@ export function createPrometheus(deps: Sources, http: HttpTally): Registry {
   ]);
   // Every status from the start (at 0), so that a rate over the first run of one is not lost.
   labelled('domcast_runs_finished_total', 'Runs that ended, by final status.', 'status', () => TERMINAL_STATUSES.map((status) => [status, metrics.runsEnded.get(status) ?? 0]));
-  new Gauge({ name: 'domcast_runs', help: 'Runs not yet ended, by status (queued, running).', labelNames: ['status'], registers, collect() {
+  // Cluster mode: the cluster's runs and queue (deps.cluster is set once the server is ready).
+  new Gauge({ name: 'domcast_runs', help: 'Runs not yet ended, by status (queued, running); the cluster\'s in cluster mode.', labelNames: ['status'], registers, async collect() {
     const counts = { queued: 0, running: 0 };
-    for (const s of registry.all()) if (s.status === 'queued' || s.status === 'running') counts[s.status]++;
+    if (deps.cluster) {
+      const f = await deps.cluster.figures();
+      counts.queued = f.queue_waiting;
+      counts.running = f.runs_active;
+    } else for (const s of registry.all()) if (s.status === 'queued' || s.status === 'running') counts[s.status]++;
     for (const [status, n] of Object.entries(counts)) this.set({ status }, n);
   } });
-  new Gauge({ name: 'domcast_run_queue_depth', help: 'Runs waiting for a free slot (MAX_CONCURRENT_SESSIONS).', registers, collect() {
-    this.set(runs.queued);
+  new Gauge({ name: 'domcast_run_queue_depth', help: 'Runs waiting for a free slot (MAX_CONCURRENT_SESSIONS); for a worker, in cluster mode.', registers, async collect() {
+    this.set(deps.cluster ? (await deps.cluster.figures()).queue_waiting : runs.queued);
+  } });
+  new Gauge({ name: 'domcast_cluster_live_workers', help: 'Cluster mode: workers whose heartbeat is current (0 otherwise).', registers, async collect() {
+    this.set(deps.cluster ? (await deps.cluster.figures()).live_workers : 0);
   } });
   const lag = new Histogram({
     name: 'domcast_delivery_lag_seconds',

@@ -7,6 +7,7 @@ import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { assetPath } from '../../src/assets/index.js';
 import { serveStatic, type StaticSite } from '../../src/cli/static-site.js';
 import { projectRoot } from '../../src/common/index.js';
 import { demoWorkflow, waitFor, WsViewer, type ExecuteAnswer } from '../helpers/stack.js';
@@ -187,7 +188,7 @@ before(async () => {
   site = await serveStatic(join(projectRoot, 'demo', 'site'));
   // The first node brings the schema up; the others start beside it.
   a = await Node.start('api-a', ['serve'], 'domcast listening');
-  [b, worker] = await Promise.all([Node.start('api-b', ['serve'], 'domcast listening'), Node.start('worker-1', ['worker'], 'worker taking runs')]);
+  [b, worker] = await Promise.all([Node.start('api-b', ['serve'], 'domcast listening'), Node.start('worker-1', ['worker'], 'worker taking runs', { BROWSER_ISOLATION: 'run' })]);
 });
 
 after(async () => {
@@ -227,6 +228,10 @@ describe('cluster mode: API nodes and workers as separate processes on Redis and
     const exported = await a.get<unknown[]>(`/workflows/${id}/events`);
     assert.equal(exported.length, live.received.length);
     assert.deepEqual(exported.map((e) => JSON.stringify(e)), live.received.map((r) => r.json));
+    // The worker captured the page's stylesheet into PostgreSQL (a browser of its own per run): node B serves it to viewers.
+    const css = await fetch(`${b.url}${assetPath(id, `${site.url}/style.css`)}`);
+    assert.equal(css.status, 200);
+    assert.match(css.headers.get('content-type') ?? '', /text\/css/);
     const health = await a.get<{ cluster: { live_workers: number; queue_waiting: number } | null }>('/health/visual');
     assert.equal(health.cluster?.live_workers, 1);
     assert.equal(health.cluster?.queue_waiting, 0);
@@ -328,6 +333,10 @@ describe('cluster mode: API nodes and workers as separate processes on Redis and
       return s.filter((x) => x === 'running').length === 2 && s.includes('queued');
     }, 30_000);
     const queued = ids[(await statuses()).indexOf('queued')]!;
+    // Take control needs the page, which is on a worker: not yet in cluster mode, and said so.
+    const control = await fetch(`${a.url}/workflows/${ids[0]}/control`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(control.status, 501);
+    assert.match(((await control.json()) as { error: string }).error, /take control is not available in cluster mode yet/);
     const res = await fetch(`${b.url}/workflows/${queued}/cancel`, { method: 'POST' });
     assert.equal(res.status, 202);
     assert.equal(((await res.json()) as { status: string }).status, 'cancelled');

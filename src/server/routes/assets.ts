@@ -56,6 +56,14 @@ export function registerAssets(fastify: FastifyInstance, deps: AppDeps): void {
       reply.raw.once('close', onClose);
       hash = await deps.assets.waitFor(id, url, ASSET_WAIT_MS, left.signal);
       reply.raw.off('close', onClose);
+    } else if (hash === undefined && deps.cluster) {
+      // Cluster mode: the run's worker writes its bodies to the shared store; one asked for a moment ago may be on the way.
+      const row = await deps.store.get(id);
+      const until = Date.now() + ASSET_WAIT_MS;
+      while (hash === undefined && row?.status === 'running' && Date.now() < until && !reply.raw.destroyed) {
+        await new Promise((r) => setTimeout(r, 100));
+        hash = await deps.assets.lookup(id, url);
+      }
     }
     if (hash === undefined) throw new NotFoundError(`session ${id.slice(0, 64)} has no captured asset for ${url.slice(0, 200)}`);
     // A caller that came with `?token=` has no cookie to follow the redirect with: the token goes along.

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { BadRequestError, NotFoundError } from '../../common/index.js';
-import { CONTROL_FRAGMENT, controlPath } from '../../protocol/index.js';
+import { CONTROL_FRAGMENT, controlPath, TERMINAL_STATUSES, type SessionStatus } from '../../protocol/index.js';
 import { MAX_CONTROL_GRANTS } from '../../session/index.js';
 import type { AppDeps } from '../deps.js';
 import { errors, isoTime, sessionParams } from '../schemas.js';
@@ -58,7 +58,11 @@ export function registerControl(fastify: FastifyInstance, deps: AppDeps): void {
       const { id } = req.params;
       const session = deps.registry.get(id);
       if (!session) {
-        if (await deps.store.get(id)) throw new BadRequestError(`session ${id} already ended; there is nothing to control`, 409, 'ALREADY_ENDED');
+        const row = await deps.store.get(id);
+        if (row && deps.cluster && !TERMINAL_STATUSES.includes(row.status as SessionStatus)) {
+          throw new BadRequestError(`take control is not available in cluster mode yet: session ${id} runs on a worker (docs/CLUSTER.md)`, 501, 'NOT_IN_CLUSTER_MODE');
+        }
+        if (row) throw new BadRequestError(`session ${id} already ended; there is nothing to control`, 409, 'ALREADY_ENDED');
         throw new NotFoundError(`unknown session ${id.slice(0, 64)}`);
       }
       if (session.finished) throw new BadRequestError(`session ${id} already ended (${session.status}); there is nothing to control`, 409, 'ALREADY_ENDED');

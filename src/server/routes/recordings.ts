@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { BadRequestError, NotFoundError } from '../../common/index.js';
+import { TERMINAL_STATUSES, type SessionStatus } from '../../protocol/index.js';
 import type { Session } from '../../session/index.js';
 import type { StoredSession } from '../../store/index.js';
 import type { AppDeps } from '../deps.js';
@@ -82,6 +83,11 @@ export function registerRecordings(fastify: FastifyInstance, deps: AppDeps): voi
       const { id } = req.params;
       const live = registry.get(id);
       if (live && !live.finished) throw new BadRequestError(`session ${id} is ${live.status}; cancel it before deleting`, 409, 'SESSION_RUNNING');
+      if (deps.cluster && !live) {
+        // Cluster mode: it may be queued or running on a worker; the store says which.
+        const row = await store.get(id);
+        if (row && !TERMINAL_STATUSES.includes(row.status as SessionStatus)) throw new BadRequestError(`session ${id} is ${row.status}; cancel it before deleting`, 409, 'SESSION_RUNNING');
+      }
       await store.flush();
       const known = registry.delete(id) || live !== undefined;
       if (!(await store.delete(id)) && !known) throw new NotFoundError(`unknown session ${id.slice(0, 64)}`);
