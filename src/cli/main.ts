@@ -6,6 +6,7 @@ import { StoreError } from '../store/index.js';
 import { DEMO_USAGE, runDemo } from './demo.js';
 import { DEMO_SITE_USAGE, demoSiteCommand } from './demo-site.js';
 import { exportCommand, replayCommand } from './recordings.js';
+import { HEALTH_USAGE, healthCommand } from './health.js';
 import { RUN_USAGE, UsageError, runCommand } from './run.js';
 
 const HELP = `domcast — run browser workflows and watch them live as DOM
@@ -23,6 +24,9 @@ Usage:
       a run of workflows/demo.json for whoever opens it; --once runs it at once and exits when it ends
   ${DEMO_SITE_USAGE}
       serve the demo site (demo/site) on 127.0.0.1, for workflows/demo.json and the README's examples
+  ${HEALTH_USAGE}
+                           a container's health check: exit 0 when the server on PORT answers /health, or (--worker)
+                           when this host's worker has a current heartbeat in Redis
   domcast export <id>      the recording of a run as a JSON array of rrweb events on stdout (from the store: DOMCAST_DATA_DIR or DOMCAST_DATABASE_URL)
   domcast replay <file>    serve any rrweb recording (ours or not) in the domcast viewer
   domcast --help           this text
@@ -128,6 +132,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'serve') return serve(rest);
   if (command === 'worker') return worker(rest);
+  if (command === 'health') return healthCommand(rest);
   if (command === 'demo') return runDemo(rest);
   if (command === 'demo-site') return demoSiteCommand(rest);
   if (command === 'run') return runCommand(rest);

@@ -151,6 +151,9 @@ const schema = z.object({
   LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
 });
 
+/** Every setting the server reads from its environment (for the packaging's consistency test). */
+export const SETTING_NAMES: readonly string[] = Object.freeze(Object.keys(schema.shape));
+
 export interface Config {
   readonly port: number;
   readonly host: string;

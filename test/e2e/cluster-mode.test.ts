@@ -237,6 +237,29 @@ describe('cluster mode: API nodes and workers as separate processes on Redis and
     assert.equal(health.cluster?.queue_waiting, 0);
   });
 
+  test('the containers\' health checks: `domcast health` asks the server on PORT, `health --worker` the worker\'s heartbeat in Redis', async () => {
+    const cli = (args: string[], env: Record<string, string>) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [join(projectRoot, 'dist', 'cli.js'), ...args], { cwd: projectRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('exit', (code) => resolve({ code, stderr }));
+      });
+    const cluster = { DOMCAST_REDIS_URL: redis.url, DOMCAST_CLUSTER_PREFIX: prefix, DOMCAST_DATABASE_URL: database.url, VIEWER_TOKEN_SECRET: 'cluster-mode-e2e-viewer-token-secret-0123456789' };
+    const [api, nobody, live, other] = await Promise.all([
+      cli(['health'], { PORT: new URL(a.url).port, HOST: '127.0.0.1' }),
+      cli(['health'], { PORT: '1', HOST: '127.0.0.1' }),
+      cli(['health', '--worker'], cluster),
+      cli(['health', '--worker'], { ...cluster, DOMCAST_WORKER_ID: 'no-such-worker' }),
+    ]);
+    assert.equal(api.code, 0, api.stderr);
+    assert.equal(nobody.code, 1);
+    assert.match(nobody.stderr, /nothing answers on 127\.0\.0\.1:1/);
+    assert.equal(live.code, 0, live.stderr);
+    assert.equal(other.code, 1);
+    assert.match(other.stderr, /no live worker no-such-worker in Redis \(1 live in all\)/);
+  });
+
   test('a viewer whose API node is killed resumes on another node with since/epoch: no gap, no duplicate', async () => {
     const c = await Node.start('api-c', ['serve'], 'domcast listening');
     const answer = await a.execute({ workflow: demoWorkflow(site.url, { midWaitMs: 1500, holdMs: 1500 }), inputs: { user: 'ada' }, visual_enabled: true });
