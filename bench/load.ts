@@ -25,6 +25,7 @@ import { clientKind, sharedDecodeOn } from './load-socket.js';
 import { LatencyHistogram, type GroupReport } from './load-ipc.js';
 import { machineCpu, TICKS_PER_S, treeCpuTicks } from './proc-stat.js';
 import { aggregate, Clients, mb, round } from './viewer-clients.js';
+import { threeApiNodes, workerThroughput } from './load-cluster.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const PAGES_DIR = join(BENCH_DIR, 'pages');
@@ -33,8 +34,12 @@ const PAGES_DIR = join(BENCH_DIR, 'pages');
 const BENCH_SECONDS = envInt('BENCH_SECONDS', 20, 3, 600);
 /** Viewers of the single session in the first scenario. */
 const BENCH_VIEWERS = envInt('BENCH_VIEWERS', 1000, 1, 4000);
-const ALL_SCENARIOS = ['crowd', 'sessions', 'slow'] as const;
-/** Which scenarios run (a comma list; default all): crowd (one session, BENCH_VIEWERS viewers), sessions (20 × 10), slow (baseline + slow consumers). */
+const ALL_SCENARIOS = ['crowd', 'sessions', 'slow', 'cluster'] as const;
+/**
+ * Which scenarios run (a comma list; default all): crowd (one session, BENCH_VIEWERS viewers),
+ * sessions (20 × 10), slow (baseline + slow consumers), cluster (BENCH_CLUSTER_VIEWERS viewers of
+ * one session on one process, then over three API nodes; and one worker against two).
+ */
 const SCENARIOS: readonly string[] = (() => {
   const raw = process.env.BENCH_SCENARIOS?.trim();
   if (!raw) return ALL_SCENARIOS;
@@ -51,6 +56,10 @@ const SCENARIOS: readonly string[] = (() => {
 const SESSIONS_EVERY = envInt('BENCH_SESSIONS_EVERY', 10, 1, 100);
 /** The crowd's page runs its timers this many times slower (feed.html?every=K; below 1: faster, burstier). */
 const CROWD_EVERY = envNumber('BENCH_CROWD_EVERY', 1, 0.1, 100);
+/** Viewers of the session in the cluster scenario, on one process and then over three API nodes. */
+const CLUSTER_VIEWERS = envInt('BENCH_CLUSTER_VIEWERS', 3000, 3, 6000);
+/** Short runs in the cluster scenario's throughput batch. */
+const CLUSTER_BATCH = envInt('BENCH_CLUSTER_BATCH', 8, 2, 100);
 /** Processes the viewers are spread over. */
 const CLIENT_PROCESSES = envInt('BENCH_CLIENT_PROCESSES', 2, 1, 8);
 /** Log lines the heavy page appends every 100 ms (slow-consumer scenarios). */
@@ -58,8 +67,8 @@ const HEAVY_LINES = envInt('BENCH_HEAVY_LINES', 200, 1, 2000);
 
 /** The server's settings for this bench: limits high enough for the crowd, no API key. */
 const SERVER_ENV = {
-  VISUAL_WEBSOCKET_MAX_CONNECTIONS: '5000',
-  VISUAL_MAX_CONNECTIONS_PER_IP: '5000',
+  VISUAL_WEBSOCKET_MAX_CONNECTIONS: '7000',
+  VISUAL_MAX_CONNECTIONS_PER_IP: '7000',
   EXECUTE_RATE_LIMIT: '0',
   MAX_CONCURRENT_SESSIONS: '20',
 };
@@ -86,7 +95,7 @@ const SERVER_IDLE_PERCENT = 15;
 const RESUME_MS = 3000;
 /** After its run ended, a viewer has this long to get everything and the `end` frame; later ones count as incomplete. */
 const COLLECT_TIMEOUT_MS = 15_000;
-const WATCHDOG_MS = 6 * 60_000 + 6 * BENCH_SECONDS * 1000;
+const WATCHDOG_MS = 10 * 60_000 + 8 * BENCH_SECONDS * 1000;
 
 const progress = (message: string): void => {
   process.stderr.write(`[bench:load ${new Date().toISOString().slice(11, 19)}] ${message}\n`);
@@ -501,13 +510,33 @@ async function main(): Promise<void> {
     const withSlow = SCENARIOS.includes('slow')
       ? await runScenario(stack, pages, clients, { key: 'heavy_with_slow', sessions: 1, viewersPerSession: 100, slowPerSession: 10, query: heavy })
       : null;
+    const clusterBaseline = SCENARIOS.includes('cluster')
+      ? await runScenario(stack, pages, clients, { key: 'cluster_baseline_one_process', sessions: 1, viewersPerSession: CLUSTER_VIEWERS, slowPerSession: 0, query: '' })
+      : null;
+    const clusterOptions = { pages, clients, seconds: BENCH_SECONDS, viewers: CLUSTER_VIEWERS, batch: CLUSTER_BATCH, warmupMs: WARMUP_MS, collectTimeoutMs: COLLECT_TIMEOUT_MS, env: SERVER_ENV, progress };
+    const cluster = SCENARIOS.includes('cluster') ? await threeApiNodes(clusterOptions) : null;
+    const throughput = SCENARIOS.includes('cluster') ? await workerThroughput(clusterOptions) : null;
     const checks = targets(crowd, many, base, withSlow);
+    if (cluster && clusterBaseline && throughput) {
+      const p95 = cluster.latency_ms.p95;
+      checks.cluster_p95_under_100_ms = {
+        value: { three_api_nodes_p95: p95, one_process_p95: clusterBaseline.latency_ms.p95, ratio: p95 !== null && clusterBaseline.latency_ms.p95 ? round(p95 / clusterBaseline.latency_ms.p95, 2) : null },
+        target: `< ${TARGET_P95_MS} ms, ${CLUSTER_VIEWERS} viewers over 3 API nodes`,
+        pass: p95 !== null && p95 < TARGET_P95_MS,
+      };
+      checks.cluster_nothing_lost_or_duplicated = {
+        value: { lost: cluster.integrity.lost, duplicated: cluster.integrity.duplicated, late_resets: cluster.integrity.late_resets, incomplete_viewers: cluster.integrity.incomplete_viewers, failed_connections: cluster.connect.failed },
+        target: 'all 0',
+        pass: cluster.integrity.lost === 0 && cluster.integrity.duplicated === 0 && cluster.integrity.late_resets === 0 && cluster.integrity.incomplete_viewers === 0 && cluster.connect.failed === 0,
+      };
+      checks.two_workers_about_half_the_time = { value: throughput.ratio, target: "two workers' time ≤ 0.6 × one worker's", pass: throughput.ratio <= 0.6 };
+    }
 
     const result = {
       bench: 'domcast-load',
       date: new Date().toISOString(),
       machine: machineInfo(loadAtStart),
-      config: { bench_seconds: BENCH_SECONDS, bench_viewers: BENCH_VIEWERS, scenarios: SCENARIOS, heavy_lines: HEAVY_LINES, crowd_every: CROWD_EVERY, client: clientKind(), client_shared_decode: sharedDecodeOn(), client_processes: CLIENT_PROCESSES, warmup_s: WARMUP_MS / 1000, server_env: SERVER_ENV },
+      config: { bench_seconds: BENCH_SECONDS, bench_viewers: BENCH_VIEWERS, cluster_viewers: CLUSTER_VIEWERS, cluster_batch: CLUSTER_BATCH, scenarios: SCENARIOS, heavy_lines: HEAVY_LINES, crowd_every: CROWD_EVERY, client: clientKind(), client_shared_decode: sharedDecodeOn(), client_processes: CLIENT_PROCESSES, warmup_s: WARMUP_MS / 1000, server_env: SERVER_ENV },
       pass: Object.values(checks).every((c) => c.pass),
       targets: checks,
       scenarios: {
@@ -522,6 +551,7 @@ async function main(): Promise<void> {
                 p95_ratio: base.latency_ms.p95 && withSlow.latency_ms.p95 !== null ? round(withSlow.latency_ms.p95 / base.latency_ms.p95, 2) : null,
               }
             : null,
+        cluster: cluster && clusterBaseline ? { baseline_one_process: clusterBaseline, three_api_nodes: cluster, throughput } : null,
       },
       duration_s: round((Date.now() - startedAt) / 1000),
     };

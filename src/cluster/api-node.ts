@@ -136,11 +136,18 @@ export class ClusterApi {
   async enqueue(sessionId: string, job: RunJob, row: StoredSession, view: SessionView): Promise<void> {
     this.options.store.saveSession(row);
     await this.options.store.flush();
-    if (job.visual) {
-      const keys = streamKeys(this.options.prefix, sessionId);
-      await withStreamCommands(this.redis).domcastLogSeed(keys.stream, keys.meta, randomUUID(), 1, 0, '', '', 1, Date.now(), JSON.stringify(view));
+    try {
+      if (job.visual) {
+        const keys = streamKeys(this.options.prefix, sessionId);
+        await withStreamCommands(this.redis).domcastLogSeed(keys.stream, keys.meta, randomUUID(), 1, 0, '', '', 1, Date.now(), JSON.stringify(view));
+      }
+      await this.queue.enqueue(sessionId, job);
+    } catch (err) {
+      // Never queued: its record says so, rather than `queued` for ever.
+      this.options.store.saveSession({ ...row, status: 'failed', error: `could not queue the run: ${errorMessage(err)}`, endedAt: Date.now() });
+      await this.options.store.flush().catch(() => undefined);
+      throw err;
     }
-    await this.queue.enqueue(sessionId, job);
   }
 
   /**

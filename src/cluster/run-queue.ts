@@ -244,13 +244,16 @@ export class RunWorker<T extends object> {
       this.options.refused?.(sessionId, reason);
       return { ran: false, reason };
     }
+    // The run is the worker's now: its workflow and inputs (secrets among them) leave Redis.
+    const data = job.data;
+    await job.updateData({} as T).catch(() => undefined);
     const controller = new AbortController();
     /** Off the record; false when a sweep had taken it (a record lost with a Redis restart is not a sweep). */
     const release = async (): Promise<boolean> => (await this.redis.hdel(this.keys.runs, sessionId)) === 1 || (await this.redis.zscore(this.keys.swept, sessionId)) === null;
     try {
       this.active.set(sessionId, controller);
       await this.redis.hset(this.keys.runs, sessionId, this.options.id);
-      const status = await this.options.run(sessionId, job.data, controller.signal);
+      const status = await this.options.run(sessionId, data, controller.signal);
       // Taken by a sweep meanwhile (this worker stalled): another node ended it `interrupted`.
       if (!(await release())) return { ran: false, reason: `run ${sessionId} was ended by a sweep while worker ${this.options.id} had stalled` };
       return { ran: true, status };

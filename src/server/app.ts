@@ -2,7 +2,6 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type
 import { serializerCompiler } from 'fastify-type-provider-zod';
 import { AssetIndex } from '../assets/index.js';
 import { BrowserLauncher } from '../browser/index.js';
-import { ClusterApi } from '../cluster/api-node.js';
 import { BadRequestError, createLogger, InputsError, type Logger } from '../common/index.js';
 import { ControlHub } from '../control/index.js';
 import { CloseCode } from '../protocol/index.js';
@@ -172,6 +171,8 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
     await store.open();
     if (store.interrupted > 0) log.warn({ sessions: store.interrupted }, 'marked runs of a previous process as interrupted');
     if (config.cluster) {
+      // Loaded only in cluster mode: the single process never loads BullMQ and ioredis.
+      const { ClusterApi } = await import('../cluster/api-node.js');
       deps.cluster = await ClusterApi.connect({
         url: config.cluster.redisUrl,
         prefix: config.cluster.prefix,

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { AssetIndex } from '../assets/index.js';
 import { BrowserLauncher } from '../browser/index.js';
-import { ClusterWorker } from '../cluster/worker-node.js';
+import type { ClusterWorker } from '../cluster/worker-node.js';
 import { ConfigError, createLogger, type Logger } from '../common/index.js';
 import { RunManager } from '../runs/index.js';
 import { SessionRegistry, StreamMetrics } from '../session/index.js';
@@ -60,6 +60,7 @@ export function createWorker(config: Config, options: { log?: Logger; chromiumPa
     registry,
     async start() {
       await store.open();
+      const { ClusterWorker } = await import('../cluster/worker-node.js');
       node = await ClusterWorker.connect({
         url: cluster.redisUrl,
         prefix: cluster.prefix,

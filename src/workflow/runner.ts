@@ -208,7 +208,12 @@ async function runStep(page: Page, step: Step, timeout: number, mask: readonly s
     }
     case 'click': {
       const { locator, matched } = await locate(page, step, timeout);
-      await locator.click({ timeout: left() });
+      await locator.click({ timeout: left() }).catch((err: unknown) => {
+        // A click whose own handler closed its tab (window.close()) did what it was asked; Playwright,
+        // waiting for the click's aftermath, may report the closed page. A closed context (a cancel,
+        // a dead browser) leaves no page open, and is an error still.
+        if (!(page.isClosed() && page.context().pages().length > 0)) throw err;
+      });
       return { matched };
     }
     case 'input': {

@@ -1,3 +1,4 @@
+// e2e: alone (it times how soon a missing asset is answered and how long a request waits for one)
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';

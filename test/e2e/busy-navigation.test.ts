@@ -1,3 +1,4 @@
+// e2e: alone (it saturates the machine on purpose and times navigations on it)
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';

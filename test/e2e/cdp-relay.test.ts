@@ -1,3 +1,4 @@
+// e2e: alone (it measures which browser takes more than its share of the CPU)
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';

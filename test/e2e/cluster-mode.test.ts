@@ -1,17 +1,16 @@
+// e2e: alone (it kills processes and times how soon the cluster notices)
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { assetPath } from '../../src/assets/index.js';
 import { serveStatic, type StaticSite } from '../../src/cli/static-site.js';
 import { projectRoot } from '../../src/common/index.js';
-import { demoWorkflow, waitFor, WsViewer, type ExecuteAnswer } from '../helpers/stack.js';
+import { demoWorkflow, waitFor, WsViewer } from '../helpers/stack.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { ClusterNode, clusterEnv, OwnRedis, type ClusterSettings } from '../helpers/cluster-nodes.js';
 
 /**
  * Cluster mode as it is deployed: API nodes (`domcast serve`) and workers (`domcast worker`) as
@@ -20,144 +19,17 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
  * on a free port, so that it can be restarted mid-run; the database is this file's own too.
  */
 const prefix = `dc-mode-${randomBytes(4).toString('hex')}`;
-
-/** A redis-server of our own, keeping nothing on disk (as the machine's), that can be killed and started again on its port. */
-class OwnRedis {
-  private child: ChildProcess | null = null;
-  port = 0;
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    if (this.port === 0) this.port = await freePort();
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    this.child = child;
-    await waitFor('redis-server to answer', async () => {
-      const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-      probe.on('error', () => undefined);
-      try {
-        await probe.connect();
-        return (await probe.ping()) === 'PONG';
-      } catch {
-        return false;
-      } finally {
-        probe.disconnect();
-      }
-    }, 10_000, 100);
-  }
-
-  async kill(): Promise<void> {
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGKILL');
-    await exited;
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createNetServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 const redis = new OwnRedis();
+const nodes = new Set<ClusterNode>();
+let settings: ClusterSettings;
 let database: TestDatabase;
 let site: StaticSite;
-const nodes = new Set<Node>();
 
-class Node {
-  readonly lines: { msg?: string; url?: string; session?: string; level?: number }[] = [];
-  url = '';
-  private readonly exited: Promise<void>;
-
-  constructor(
-    readonly name: string,
-    readonly child: ChildProcess,
-  ) {
-    let buffer = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      buffer += d.toString();
-      const parts = buffer.split('\n');
-      buffer = parts.pop() ?? '';
-      for (const line of parts) {
-        try {
-          this.lines.push(JSON.parse(line) as Node['lines'][number]);
-        } catch {
-          this.lines.push({ msg: line });
-        }
-      }
-    });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    this.exited = new Promise((resolve) => child.on('exit', () => resolve()));
-    void this.exited.then(() => {
-      if (stderr.trim() !== '' && process.env.DEBUG_CLUSTER) console.error(`${name} stderr:`, stderr);
-    });
-    nodes.add(this);
-  }
-
-  /** Starts `domcast <args>` with the cluster's settings and waits until it says it is ready. */
-  static async start(name: string, args: string[], ready: string, env: Record<string, string> = {}): Promise<Node> {
-    const child = spawn(process.execPath, [join(projectRoot, 'dist', 'cli.js'), ...args], {
-      cwd: projectRoot,
-      env: {
-        ...process.env,
-        PORT: '0',
-        HOST: '127.0.0.1',
-        LOG_FORMAT: 'json',
-        LOG_LEVEL: 'info',
-        DOMCAST_DATA_DIR: mkdtempSync(join(tmpdir(), 'domcast-cluster-')),
-        DOMCAST_REDIS_URL: redis.url,
-        DOMCAST_CLUSTER_PREFIX: prefix,
-        DOMCAST_DATABASE_URL: database.url,
-        VIEWER_TOKEN_SECRET: 'cluster-mode-e2e-viewer-token-secret-0123456789',
-        BROWSER_ISOLATION: 'shared',
-        MAX_CONCURRENT_SESSIONS: '2',
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const node = new Node(name, child);
-    const line = await waitFor(`${name} to be ready`, () => node.lines.find((l) => l.msg === ready), 30_000);
-    node.url = line.url ?? '';
-    return node;
-  }
-
-  kill(): Promise<void> {
-    this.child.kill('SIGKILL');
-    return this.exited;
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
-    await this.exited;
-    nodes.delete(this);
-  }
-
-  async get<T>(path: string): Promise<T> {
-    const res = await fetch(`${this.url}${path}`);
-    return (await res.json()) as T;
-  }
-
-  async execute(body: unknown): Promise<ExecuteAnswer> {
-    const res = await fetch(`${this.url}/workflows/execute`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
-    return { status: res.status, body: (await res.json()) as ExecuteAnswer['body'] };
-  }
-
-  /** A stream URL (as another node handed it out) pointed at this node. */
-  streamUrl(handedOut: string): string {
-    const url = new URL(handedOut);
-    url.host = new URL(this.url).host;
-    return url.toString();
-  }
+/** A node of this file's cluster (stopped at the end). */
+async function start(name: string, args: string[], ready: string, env: Record<string, string> = {}): Promise<ClusterNode> {
+  const node = await ClusterNode.start(settings, name, args, ready, env);
+  nodes.add(node);
+  return node;
 }
 
 type Run = { status: string; error: string | null; events: { last_seq: number } };
@@ -178,17 +50,18 @@ const longWorkflow = (url: string) => ({
   ],
 });
 
-let a: Node;
-let b: Node;
-let worker: Node;
+let a: ClusterNode;
+let b: ClusterNode;
+let worker: ClusterNode;
 
 before(async () => {
   await redis.start();
   database = await createTestDatabase('e2e_cluster');
+  settings = { redisUrl: redis.url, databaseUrl: database.url, prefix };
   site = await serveStatic(join(projectRoot, 'demo', 'site'));
   // The first node brings the schema up; the others start beside it.
-  a = await Node.start('api-a', ['serve'], 'domcast listening');
-  [b, worker] = await Promise.all([Node.start('api-b', ['serve'], 'domcast listening'), Node.start('worker-1', ['worker'], 'worker taking runs', { BROWSER_ISOLATION: 'run' })]);
+  a = await start('api-a', ['serve'], 'domcast listening');
+  [b, worker] = await Promise.all([start('api-b', ['serve'], 'domcast listening'), start('worker-1', ['worker'], 'worker taking runs', { BROWSER_ISOLATION: 'run' })]);
 });
 
 after(async () => {
@@ -228,6 +101,10 @@ describe('cluster mode: API nodes and workers as separate processes on Redis and
     const exported = await a.get<unknown[]>(`/workflows/${id}/events`);
     assert.equal(exported.length, live.received.length);
     assert.deepEqual(exported.map((e) => JSON.stringify(e)), live.received.map((r) => r.json));
+    // Once a worker took it, the run's workflow and inputs are no longer in Redis.
+    const job = new Redis(redis.url);
+    assert.equal(await job.hget(`${prefix}:q:runs:${id}`, 'data'), '{}');
+    job.disconnect();
     // The worker captured the page's stylesheet into PostgreSQL (a browser of its own per run): node B serves it to viewers.
     const css = await fetch(`${b.url}${assetPath(id, `${site.url}/style.css`)}`);
     assert.equal(css.status, 200);
@@ -245,7 +122,7 @@ describe('cluster mode: API nodes and workers as separate processes on Redis and
         child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
         child.on('exit', (code) => resolve({ code, stderr }));
       });
-    const cluster = { DOMCAST_REDIS_URL: redis.url, DOMCAST_CLUSTER_PREFIX: prefix, DOMCAST_DATABASE_URL: database.url, VIEWER_TOKEN_SECRET: 'cluster-mode-e2e-viewer-token-secret-0123456789' };
+    const cluster = clusterEnv(settings);
     const [api, nobody, live, other] = await Promise.all([
       cli(['health'], { PORT: new URL(a.url).port, HOST: '127.0.0.1' }),
       cli(['health'], { PORT: '1', HOST: '127.0.0.1' }),
@@ -261,7 +138,7 @@ describe('cluster mode: API nodes and workers as separate processes on Redis and
   });
 
   test('a viewer whose API node is killed resumes on another node with since/epoch: no gap, no duplicate', async () => {
-    const c = await Node.start('api-c', ['serve'], 'domcast listening');
+    const c = await start('api-c', ['serve'], 'domcast listening');
     const answer = await a.execute({ workflow: demoWorkflow(site.url, { midWaitMs: 1500, holdMs: 1500 }), inputs: { user: 'ada' }, visual_enabled: true });
     const id = answer.body.session_id;
     const first = await WsViewer.open(c.streamUrl(answer.body.visual_stream_url!));
@@ -308,8 +185,10 @@ describe('cluster mode: API nodes and workers as separate processes on Redis and
     const health = await a.get<{ cluster: { live_workers: number } }>('/health/visual');
     assert.equal(health.cluster.live_workers, 0);
     // Another worker (an API node and a worker in one process): it takes the next run, and never the interrupted one.
-    const second = await Node.start('api-and-worker', ['serve', '--with-worker'], 'worker taking runs');
+    // Queued while no worker lives: it waits, and says so.
     const next = await a.execute({ workflow: { name: 'after the kill', steps: [{ type: 'navigation', url: `${site.url}/index.html` }] }, inputs: {}, visual_enabled: false });
+    assert.deepEqual((next.body as { warnings?: string[] }).warnings, ['no worker is running (cluster mode): the run waits in the queue until one starts']);
+    const second = await start('api-and-worker', ['serve', '--with-worker'], 'worker taking runs');
     await waitFor('the next run to succeed', async () => (await b.get<Run>(`/workflows/${next.body.session_id}`)).status === 'succeeded', 30_000);
     assert.equal((await a.get<Run>(`/workflows/${id}`)).status, 'interrupted');
     assert.equal(second.lines.some((l) => l.session === id), false, 'the interrupted run was not handed to the new worker');

@@ -1,3 +1,4 @@
+// e2e: alone (it times how events are coalesced)
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Session } from '../../src/session/index.js';

@@ -92,7 +92,8 @@ describe('the workflow engine', () => {
       run.error,
       'step 2 (click #ghost) failed: no element matches #ghost, nor xpath=//ghost, nor <button> with text "Ghost" within 1.5 s',
     );
-    assert.ok(run.steps[1]!.durationMs! >= 1500 && run.steps[1]!.durationMs! < 4000, `took ${run.steps[1]!.durationMs} ms`);
+    // Its own timeout; on a busy machine at most three times it (src/workflow/runner.ts), and the screenshot.
+    assert.ok(run.steps[1]!.durationMs! >= 1500 && run.steps[1]!.durationMs! < 3 * 1500 + 1500, `took ${run.steps[1]!.durationMs} ms`);
     assert.ok(Date.now() - started < 15_000);
   });
 

@@ -1,3 +1,4 @@
+// e2e: alone (it crashes renderers and kills Chromium, and times how soon runs fail)
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';

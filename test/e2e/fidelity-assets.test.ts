@@ -1,3 +1,4 @@
+// e2e: alone (it compares pixels of pages drawn under time limits)
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';

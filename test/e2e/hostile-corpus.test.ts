@@ -1,3 +1,4 @@
+// e2e: alone (hostile pages load the machine on purpose)
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';

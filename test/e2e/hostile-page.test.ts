@@ -1,3 +1,4 @@
+// e2e: alone (hostile pages load the machine on purpose)
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server } from 'node:http';

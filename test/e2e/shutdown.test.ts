@@ -1,3 +1,4 @@
+// e2e: alone (it times grace periods)
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';

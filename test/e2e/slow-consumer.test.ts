@@ -1,3 +1,4 @@
+// e2e: alone (it times when the hub cuts slow viewers off)
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';

@@ -1,3 +1,4 @@
+// e2e: alone (it times how soon a silent viewer is dropped by the heartbeat)
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';

@@ -186,13 +186,14 @@ export function registerExecute(fastify: FastifyInstance, deps: AppDeps): void {
       };
       // Cluster mode: the run is queued for a worker; here it runs in this process.
       const session = deps.cluster ? await enqueue(deps.cluster, run) : deps.runs.start(run);
+      const waiting = deps.cluster && (await deps.cluster.queue.liveWorkers()).length === 0 ? ['no worker is running (cluster mode): the run waits in the queue until one starts'] : [];
       const links = await viewerLinks(req, deps, session.id, visual);
       reply.code(202);
       return {
         session_id: session.id,
         status: session.status,
         ...links,
-        ...(body.visual_enabled && !visual ? { warnings: ['visual streaming is disabled on this server (VISUAL_STREAMING_ENABLED=false)'] } : {}),
+        ...(body.visual_enabled && !visual ? { warnings: ['visual streaming is disabled on this server (VISUAL_STREAMING_ENABLED=false)', ...waiting] } : waiting.length > 0 ? { warnings: waiting } : {}),
       };
     },
   );
