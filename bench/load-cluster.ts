@@ -162,7 +162,7 @@ export async function workerThroughput(options: ClusterBenchOptions) {
       const ids = await Promise.all(
         Array.from({ length: options.batch }, async (_, i) => {
           const a = await api.execute({
-            workflow: { name: `bench throughput ${label} ${i + 1}`, steps: [{ type: 'navigation', url: `${pages.url}/feed.html?every=10` }, { type: 'wait', ms: 1500 }] },
+            workflow: { name: `bench throughput ${label} ${i + 1}`, steps: [{ type: 'navigation', url: `${pages.url}/benign.html` }, { type: 'wait', ms: 2000 }] },
             visual_enabled: true,
           });
           return a.body.session_id;
@@ -185,7 +185,7 @@ export async function workerThroughput(options: ClusterBenchOptions) {
       nodes.push(await ClusterNode.worker(settings, 'worker-2', workerEnv));
       const two = await batch(api, 'two workers');
       progress(`throughput: ${options.batch} runs on two workers in ${two} s (${round(two / one, 2)} of one worker's time)`);
-      return { runs: options.batch, run: 'navigation + 1.5 s wait, visual', slots_per_worker: 1, one_worker_s: one, two_workers_s: two, ratio: round(two / one, 2) };
+      return { runs: options.batch, run: 'navigation to a quiet page + 2 s wait, visual', slots_per_worker: 1, one_worker_s: one, two_workers_s: two, ratio: round(two / one, 2) };
     } finally {
       await Promise.all(nodes.map((n) => n.stop()));
     }
