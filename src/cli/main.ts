@@ -71,6 +71,8 @@ async function worker(args: string[]): Promise<number> {
   const chromiumPath = findChromium({ explicitPath: config.chromiumPath, install: true, log: (m) => console.error(m) });
   const node = createWorker(config, { chromiumPath });
   await startWorker(node);
+  // SIGTERM: no new runs; those in progress get SHUTDOWN_GRACE_MS, then end cancelled.
+  onSignals(node.log, config.shutdownGraceMs, () => node.shutdown(config.shutdownGraceMs), () => node.close());
   return new Promise<number>(() => {});
 }
 

@@ -22,6 +22,8 @@ export const SWEEP_MS = 1000;
 
 /** The pub/sub channel on which API nodes ask the worker running a session to stop it. */
 export const cancelChannel = (prefix: string): string => `${prefix}:cancel`;
+/** Set with each cancel: a worker that takes the run after the message went by still finds it. */
+export const cancelKey = (prefix: string, sessionId: string): string => `${prefix}:cancelled:${sessionId}`;
 
 /** A Redis connection that fails fast with a clear message when Redis cannot be reached at start. */
 export async function connectRedis(url: string, log: Logger, name: string): Promise<Redis> {
@@ -124,6 +126,15 @@ export class ClusterApi {
       throw err;
     });
     const api = new ClusterApi(options, redis, blocking);
+    // A job BullMQ failed before any worker started its run (its worker stalled, or threw first): it
+    // ends here rather than stay `queued`. A run that started is the sweep's (its worker's heartbeat).
+    api.queue.onFailed((sessionId, reason) => {
+      void (async () => {
+        const row = await options.store.get(sessionId);
+        if (row?.status !== 'queued') return;
+        await api.end(sessionId, 'interrupted', `interrupted: the run's job failed before a worker started it (${reason.slice(0, 200)}); it is not run again`);
+      })().catch((err: unknown) => options.log.error({ err, session: sessionId }, 'could not end a run whose job failed'));
+    });
     api.sweepTimer = setInterval(() => void api.sweep(), SWEEP_MS);
     api.sweepTimer.unref();
     return api;
@@ -143,9 +154,8 @@ export class ClusterApi {
       }
       await this.queue.enqueue(sessionId, job);
     } catch (err) {
-      // Never queued: its record says so, rather than `queued` for ever.
-      this.options.store.saveSession({ ...row, status: 'failed', error: `could not queue the run: ${errorMessage(err)}`, endedAt: Date.now() });
-      await this.options.store.flush().catch(() => undefined);
+      // Never queued: its record and its stream say so, rather than `queued` for ever.
+      await this.end(sessionId, 'failed', `could not queue the run: ${errorMessage(err)}`).catch(() => undefined);
       throw err;
     }
   }
@@ -159,6 +169,7 @@ export class ClusterApi {
       await this.end(sessionId, 'cancelled', 'cancelled before it started');
       return 'cancelled';
     }
+    await this.redis.set(cancelKey(this.options.prefix, sessionId), '1', 'EX', 86_400);
     await this.redis.publish(cancelChannel(this.options.prefix), sessionId);
     return 'running';
   }

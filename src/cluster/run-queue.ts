@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 
 /**
@@ -77,9 +77,22 @@ export function runKeys(prefix: string): RunKeys {
   return { workers: `${prefix}:workers`, runs: `${prefix}:runs`, swept: `${prefix}:swept`, claim: (id) => `${prefix}:claim:${id}` };
 }
 
+/**
+ * KEYS: claim, runs. ARGV: mark, claim TTL s, session id, worker id. → 1 when the run is this
+ * worker's (claimed now, or by this very mark before), and on record in `runs` in the same step, so
+ * that no instant exists in which a claimed run is not on record for the sweep; 0 when another has it.
+ */
+const CLAIM_SCRIPT = `
+local ok = redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2], 'NX')
+if not ok and redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+return 1
+`;
+
 type Commands = Redis & {
   domcastHeartbeat(workers: string, id: string, lapse: number): Promise<number>;
   domcastSweep(workers: string, runs: string, swept: string): Promise<string[]>;
+  domcastClaim(claim: string, runs: string, mark: string, ttlS: number, sessionId: string, workerId: string): Promise<number>;
 };
 
 function withRunCommands(redis: Redis): Commands {
@@ -87,6 +100,7 @@ function withRunCommands(redis: Redis): Commands {
   if (typeof r.domcastHeartbeat !== 'function') {
     redis.defineCommand('domcastHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT_SCRIPT });
     redis.defineCommand('domcastSweep', { numberOfKeys: 3, lua: SWEEP_SCRIPT });
+    redis.defineCommand('domcastClaim', { numberOfKeys: 2, lua: CLAIM_SCRIPT });
   }
   return r;
 }
@@ -97,10 +111,25 @@ export class RunQueue<T extends object> {
   private readonly keys: RunKeys;
   private readonly redis: Commands;
 
+  private events: QueueEvents | null = null;
+  private readonly url: string;
+  private readonly prefix: string;
+
   constructor(redis: Redis, options: RunQueueOptions) {
     this.redis = withRunCommands(redis);
     this.keys = runKeys(options.prefix);
-    this.queue = new Queue<T>(queueName, { connection: { url: options.url }, prefix: `${options.prefix}:q` });
+    this.url = options.url;
+    this.prefix = `${options.prefix}:q`;
+    this.queue = new Queue<T>(queueName, { connection: { url: options.url }, prefix: this.prefix });
+  }
+
+  /**
+   * Calls `listener` with each run whose job failed (BullMQ failed it: its worker stalled past the
+   * lock before it had started the run, or threw). Every node hears each one.
+   */
+  onFailed(listener: (sessionId: string, reason: string) => void): void {
+    this.events ??= new QueueEvents(queueName, { connection: { url: this.url }, prefix: this.prefix });
+    this.events.on('failed', ({ jobId, failedReason }) => listener(jobId, failedReason));
   }
 
   /** Queues the run of `sessionId` for the first worker with a free slot. */
@@ -109,7 +138,7 @@ export class RunQueue<T extends object> {
       jobId: sessionId,
       attempts: 1,
       removeOnComplete: { age: 3600, count: 10_000 },
-      removeOnFail: { age: 86_400, count: 10_000 },
+      removeOnFail: { age: 3600, count: 10_000 },
     });
   }
 
@@ -150,6 +179,7 @@ export class RunQueue<T extends object> {
   }
 
   async close(): Promise<void> {
+    await this.events?.close();
     await this.queue.close();
   }
 }
@@ -165,6 +195,8 @@ export interface RunWorkerOptions<T> extends RunQueueOptions {
    * and must stop.
    */
   run: (sessionId: string, data: T, signal: AbortSignal) => Promise<string>;
+  /** Told of what went wrong on the way that does not stop the run. */
+  onError?: (message: string) => void;
   /** A job for a session already claimed (delivered again): not run; the caller ends it `interrupted`. */
   refused?: (sessionId: string, reason: string) => void;
   /** BullMQ's lock; a stalled job is failed once it lapses (tests shorten it). */
@@ -199,11 +231,16 @@ export class RunWorker<T extends object> {
   /** Beats once (so sweeps see this worker before it takes a run), then takes runs. */
   async start(): Promise<void> {
     await this.beat();
+    let beating = false;
     this.heartbeat = setInterval(() => {
-      this.beat().catch(() => {
-        // Cut off from Redis past the lapse: any node's sweep may have ended these runs; they stop here too.
-        if (Date.now() - this.lastBeat > HEARTBEAT_LAPSE_MS) this.abortAll(`worker ${this.options.id} lost Redis for more than ${HEARTBEAT_LAPSE_MS} ms`);
-      });
+      // Cut off from Redis past the lapse (a beat failing, or not answered at all): any node's sweep
+      // may have ended these runs; they stop here too.
+      if (Date.now() - this.lastBeat > HEARTBEAT_LAPSE_MS) this.abortAll(`worker ${this.options.id} lost Redis for more than ${HEARTBEAT_LAPSE_MS} ms`);
+      if (beating) return;
+      beating = true;
+      this.beat()
+        .catch(() => undefined)
+        .finally(() => (beating = false));
     }, HEARTBEAT_MS);
     this.heartbeat.unref();
     void this.worker.run();
@@ -238,21 +275,20 @@ export class RunWorker<T extends object> {
     const sessionId = job.id ?? '';
     // Our own mark: a SET NX sent again after a dropped connection finds it, and is ours.
     const mark = `${this.options.id}:${randomUUID()}`;
-    const claimed = await this.redis.set(this.keys.claim(sessionId), mark, 'EX', CLAIM_TTL_S, 'NX');
-    if (claimed !== 'OK' && (await this.redis.get(this.keys.claim(sessionId))) !== mark) {
+    const claimed = await this.redis.domcastClaim(this.keys.claim(sessionId), this.keys.runs, mark, CLAIM_TTL_S, sessionId, this.options.id);
+    if (claimed !== 1) {
       const reason = `run ${sessionId} was delivered again after it had started: not run twice`;
       this.options.refused?.(sessionId, reason);
       return { ran: false, reason };
     }
     // The run is the worker's now: its workflow and inputs (secrets among them) leave Redis.
     const data = job.data;
-    await job.updateData({} as T).catch(() => undefined);
+    await job.updateData({} as T).catch((err: unknown) => this.options.onError?.(`could not empty the job of run ${sessionId} in Redis: ${String(err)}`));
     const controller = new AbortController();
     /** Off the record; false when a sweep had taken it (a record lost with a Redis restart is not a sweep). */
     const release = async (): Promise<boolean> => (await this.redis.hdel(this.keys.runs, sessionId)) === 1 || (await this.redis.zscore(this.keys.swept, sessionId)) === null;
     try {
       this.active.set(sessionId, controller);
-      await this.redis.hset(this.keys.runs, sessionId, this.options.id);
       const status = await this.options.run(sessionId, data, controller.signal);
       // Taken by a sweep meanwhile (this worker stalled): another node ended it `interrupted`.
       if (!(await release())) return { ran: false, reason: `run ${sessionId} was ended by a sweep while worker ${this.options.id} had stalled` };

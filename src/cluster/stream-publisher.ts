@@ -72,8 +72,13 @@ export class StreamPublisher {
 
   /** Seeds the stream with what the log holds and follows it from there. */
   async start(): Promise<void> {
+    // Batches wait for the seed, which holds them (it is taken from the log when sent).
+    this.pendingSeed = true;
     this.unsubscribe = this.log.subscribe((batch) => this.send(batch));
-    await this.seed();
+    // A queued run's stream (an API node wrote it empty, and viewers may have its epoch from their
+    // hello already): the run goes on under that epoch, so that their `since` holds on any node.
+    const [epoch, seq] = await this.redis.hmget(this.keys.meta, 'epoch', 'seq').catch(() => [null, null]);
+    await this.seed(epoch !== null && seq === '0' ? epoch : undefined);
   }
 
   private send(batch: Batch): void {
@@ -150,9 +155,9 @@ export class StreamPublisher {
    * log tells of afterwards reaches Redis after it; a batch skipped while a seed was pending is in
    * the next seed.
    */
-  private seed(): Promise<string> {
+  private seed(keepEpoch?: string): Promise<string> {
     const slice = this.log.fromCheckpoint();
-    const epoch = randomUUID();
+    const epoch = keepEpoch ?? randomUUID();
     this.epochValue = epoch;
     this.checkpointSeq = this.log.checkpointSeq;
     // A released log (the run ended, the store has it) holds no events: the stream starts after them.

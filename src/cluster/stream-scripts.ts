@@ -107,14 +107,13 @@ return 'ok'
 `;
 
 /**
- * What a joiner needs, read at one instant: the meta and every entry the stream keeps (from the
- * previous checkpoint's, which MINID keeps, so that a viewer resuming from before the latest
- * checkpoint still gets what follows its last seq, not a reset).
+ * What a joiner needs, read at one instant: the meta and every entry from the checkpoint's (a
+ * session's log, here as on the worker, holds what follows its latest checkpoint).
  * KEYS: stream, meta. → {} when there is no stream, else {epoch, cp, seq, ended or '', entries, view or ''}
  */
 export const OPEN_SCRIPT = `
 local meta = redis.call('HMGET', KEYS[2], 'epoch', 'cp', 'cpid', 'seq', 'ended', 'view')
 if not meta[1] then return {} end
-local entries = redis.call('XRANGE', KEYS[1], '-', '+')
+local entries = redis.call('XRANGE', KEYS[1], meta[3] .. '-0', '+')
 return {meta[1], meta[2], meta[4], meta[5] or '', entries, meta[6] or ''}
 `;

@@ -1,12 +1,12 @@
 import type { Redis } from 'ioredis';
 import { decodeEntry, streamKeys, withStreamCommands, type StreamCommands, type StreamEntry } from './stream-keys.js';
 
-/** What a session's stream holds, read at one instant: from the previous checkpoint's entry (MINID keeps it) on. */
+/** What a session's stream holds from its checkpoint on, read at one instant. */
 export interface StreamState {
   epoch: string;
-  /** Seq of events[0]: the first event kept, at or before the checkpoint. */
+  /** Seq of events[0]: the checkpoint (its Meta), or the next seq when the stream holds no event yet. */
   from: number;
-  /** The checkpoint's seq (its Meta): a joiner starts there; a viewer resuming from `from - 1` on gets what follows. */
+  /** The checkpoint's seq (its Meta). */
   checkpoint: number;
   events: string[];
   lastSeq: number;
@@ -41,7 +41,7 @@ interface Watch {
 const BLOCK_MS = 5000;
 const RETRY_MS = 250;
 
-/** Reads all a session's stream holds (OPEN_SCRIPT), or null when there is no stream. */
+/** Reads a session's stream from its checkpoint (OPEN_SCRIPT), or null when there is no stream. */
 export async function openStream(redis: Redis, prefix: string, sessionId: string): Promise<(StreamState & { lastId: string }) | null> {
   const keys = streamKeys(prefix, sessionId);
   const reply = await withStreamCommands(redis).domcastLogOpen(keys.stream, keys.meta);
@@ -50,15 +50,13 @@ export async function openStream(redis: Redis, prefix: string, sessionId: string
   const cp = Number(cpText);
   const lastSeq = Number(seqText);
   const events: string[] = [];
-  let from = 0;
   for (const [id, fields] of rows) {
     const entry = decodeEntry(id, fields);
-    if (entry.events.length === 0) continue;
-    // Each entry follows the one before (APPEND refuses a gap); a seed's entry starts the stream.
-    if (from === 0) from = entry.seq;
-    events.push(...entry.events);
+    entry.events.forEach((e, i) => {
+      if (entry.seq + i >= cp) events.push(e);
+    });
   }
-  if (from === 0) from = lastSeq + 1;
+  const from = events.length > 0 ? cp : lastSeq + 1;
   const lastRow = rows.at(-1);
   return { epoch, from, checkpoint: cp, events, lastSeq, ended: ended === '' ? null : ended, view: view === '' ? null : view, lastId: lastRow ? lastRow[0] : `${lastSeq}-0` };
 }

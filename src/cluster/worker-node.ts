@@ -3,7 +3,7 @@ import { errorMessage, type Logger } from '../common/index.js';
 import type { RunManager } from '../runs/index.js';
 import type { Session, SessionRegistry } from '../session/index.js';
 import type { RecordingStore } from '../store/index.js';
-import { cancelChannel, connectRedis, endRun, ENDED_STREAM_TTL_MS, type RunJob } from './api-node.js';
+import { cancelChannel, cancelKey, connectRedis, endRun, ENDED_STREAM_TTL_MS, type RunJob } from './api-node.js';
 import { RunWorker } from './run-queue.js';
 import { StreamPublisher } from './stream-publisher.js';
 import { sessionView } from './view.js';
@@ -62,6 +62,7 @@ export class ClusterWorker {
       id: options.id,
       slots: options.slots,
       run: (id, job, signal) => this.run(id, job, signal),
+      onError: (message) => options.log.warn(message),
       refused: (id, reason) => {
         options.log.warn({ session: id, reason }, 'a run delivered again was refused');
         void endRun(redis, options.prefix, options.store, id, 'interrupted', `interrupted: ${reason}`).catch((err: unknown) => options.log.error({ err, session: id }, 'could not end a run delivered again'));
@@ -115,6 +116,8 @@ export class ClusterWorker {
       void runs.cancel(session, { status: 'interrupted', reason: `interrupted: ${reason}` }).catch(() => undefined);
     };
     signal.addEventListener('abort', stop);
+    // A cancel sent before this worker had the session (the message went by): it is on record.
+    if ((await this.redis.exists(cancelKey(this.options.prefix, sessionId)).catch(() => 0)) === 1) this.cancel(sessionId);
     try {
       if (publisher) {
         this.publishers.add(publisher);

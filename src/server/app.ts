@@ -85,7 +85,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
     for (const method of [r.method].flat()) routes.push({ method, url: r.url });
   });
   registerOpenApi(app);
-  const store = createStore(config, log);
+  const store = createStore(config, log, { queuedElsewhere: config.cluster !== null });
   const assets = new AssetIndex(store);
   const registry = new SessionRegistry(config.recordings ? { onCreate: (session) => track(store, session) } : {});
   // Cluster mode: runs are on workers; viewers here watch copies of them (src/cluster/mirror.ts), held apart.

@@ -12,6 +12,7 @@ import type { Config } from './config.js';
 export interface Worker {
   /** This worker's id in the cluster. */
   readonly id: string;
+  readonly log: Logger;
   readonly runs: RunManager;
   readonly registry: SessionRegistry;
   /** Opens the store, connects to Redis, and starts taking runs. */
@@ -31,7 +32,7 @@ export function createWorker(config: Config, options: { log?: Logger; chromiumPa
   if (!cluster) throw new ConfigError('domcast worker needs DOMCAST_REDIS_URL (cluster mode; see docs/CLUSTER.md)');
   const id = cluster.workerId ?? `${hostname()}-${randomUUID().slice(0, 8)}`;
   const log = (options.log ?? createLogger(config.logLevel, config.logFormat)).child({ worker: id });
-  const store = createStore(config, log);
+  const store = createStore(config, log, { queuedElsewhere: config.cluster !== null });
   const assets = new AssetIndex(store);
   const registry = new SessionRegistry({ onCreate: (session) => track(store, session) });
   const metrics = new StreamMetrics();
@@ -56,6 +57,7 @@ export function createWorker(config: Config, options: { log?: Logger; chromiumPa
   let closed: Promise<void> | null = null;
   return {
     id,
+    log,
     runs,
     registry,
     async start() {

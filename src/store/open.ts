@@ -10,6 +10,10 @@ export interface StoreSettings {
 }
 
 /** The recordings store the settings name, not yet opened (`open()` connects and migrates). */
-export function createStore(settings: StoreSettings, log: Logger, options: { readOnly?: boolean } = {}): RecordingStore {
+/**
+ * `queuedElsewhere`: cluster mode, where a `queued` run is a job in Redis that any worker may still
+ * take: the start-up check marks only unfinished *running* runs of dead nodes `interrupted`.
+ */
+export function createStore(settings: StoreSettings, log: Logger, options: { readOnly?: boolean; queuedElsewhere?: boolean } = {}): RecordingStore {
   return settings.databaseUrl !== undefined ? new PgStore(settings.databaseUrl, log, options) : new SqliteStore(settings.dataDir, log, options);
 }

@@ -30,6 +30,13 @@ const types = {
  * connection of its own: at start, a node marks `interrupted` only the unfinished runs of nodes
  * whose lock is free (they died), never those of a node that is running.
  */
+/**
+ * A run's status only moves forward (queued, then running, then its end): with several nodes
+ * writing one run (cluster mode: the API node that queued it, the worker that runs it), a write
+ * that arrives late never takes it back.
+ */
+const STATUS_RANK = (column: string): string => `(CASE ${column} WHEN 'queued' THEN 0 WHEN 'running' THEN 1 ELSE 2 END)`;
+
 export class PgStore implements RecordingStore {
   private readonly pool: pg.Pool;
   private readonly queue: WriteQueue;
@@ -42,7 +49,7 @@ export class PgStore implements RecordingStore {
   constructor(
     private readonly url: string,
     private readonly log: Logger,
-    private readonly options: { flushMs?: number; maxPendingBytes?: number; readOnly?: boolean } = {},
+    private readonly options: { flushMs?: number; maxPendingBytes?: number; readOnly?: boolean; queuedElsewhere?: boolean } = {},
   ) {
     this.location = describePostgresUrl(url);
     this.pool = new pg.Pool({ connectionString: url, types, max: 8, connectionTimeoutMillis: 5000, application_name: 'domcast' });
@@ -145,9 +152,11 @@ export class PgStore implements RecordingStore {
    */
   private async markInterrupted(): Promise<number> {
     const lock = this.nodeLock!;
+    // Cluster mode: a queued run is a job in Redis a worker may still take, not a dead node's run.
+    const unfinished = this.options.queuedElsewhere ? ['running'] : ['queued', 'running'];
     const { rows: nodes } = await this.pool.query<{ node: string | null }>(
-      `SELECT DISTINCT node FROM sessions WHERE status IN ('queued', 'running') AND node IS DISTINCT FROM $1`,
-      [this.node],
+      `SELECT DISTINCT node FROM sessions WHERE status = ANY($2) AND node IS DISTINCT FROM $1`,
+      [this.node, unfinished],
     );
     let marked = 0;
     for (const { node } of nodes) {
@@ -157,8 +166,8 @@ export class PgStore implements RecordingStore {
         await lock.query('SELECT pg_advisory_unlock($1, hashtext($2))', [NODE_LOCKS, node]);
       }
       const { rows: runs } = await this.pool.query<Pick<SessionRow, 'id' | 'created_at' | 'started_at' | 'detail'>>(
-        `SELECT id, created_at, started_at, detail FROM sessions WHERE status IN ('queued', 'running') AND node IS NOT DISTINCT FROM $1`,
-        [node],
+        `SELECT id, created_at, started_at, detail FROM sessions WHERE status = ANY($2) AND node IS NOT DISTINCT FROM $1`,
+        [node, unfinished],
       );
       for (const run of runs) {
         const since = run.started_at ?? run.created_at;
@@ -221,7 +230,8 @@ export class PgStore implements RecordingStore {
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
             ON CONFLICT (id) DO UPDATE SET status = excluded.status, error = excluded.error, started_at = excluded.started_at, ended_at = excluded.ended_at,
               steps = excluded.steps, outputs = excluded.outputs, event_count = excluded.event_count, byte_count = excluded.byte_count, detail = excluded.detail,
-              node = excluded.node`,
+              node = excluded.node
+            WHERE ${STATUS_RANK('sessions.status')} <= ${STATUS_RANK('excluded.status')}`,
           [s.id, s.workflow, c.inputs, s.status, s.error, s.visual, s.createdAt, s.startedAt, s.endedAt, c.steps, c.outputs, s.eventCount, s.byteCount, c.detail, this.node],
         );
       }

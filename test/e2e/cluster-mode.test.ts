@@ -92,6 +92,8 @@ describe('cluster mode: API nodes and workers as separate processes on Redis and
     assert.equal(late.received[0]!.event.type, 4);
     assert.equal(late.received[1]!.event.type, 2);
     assert.equal(late.lastSeq, live.lastSeq);
+    // One epoch from the queue on: the worker took over the stream the API node wrote for the queued run.
+    assert.equal(late.hello()!.epoch, live.hello()!.epoch);
     const run = await waitFor('the stored run', async () => {
       const r = await a.get<Run>(`/workflows/${id}`);
       return r.status === 'succeeded' ? r : null;
@@ -139,7 +141,16 @@ describe('cluster mode: API nodes and workers as separate processes on Redis and
 
   test('a viewer whose API node is killed resumes on another node with since/epoch: no gap, no duplicate', async () => {
     const c = await start('api-c', ['serve'], 'domcast listening');
-    const answer = await a.execute({ workflow: demoWorkflow(site.url, { midWaitMs: 1500, holdMs: 1500 }), inputs: { user: 'ada' }, visual_enabled: true });
+    // One page, typed into slowly: no new checkpoint while the viewer is away (one would mean a reset, as with one process).
+    const typing = {
+      name: 'cluster typing',
+      steps: [
+        { type: 'navigation', url: `${site.url}/index.html` },
+        { type: 'input', cssSelector: '#username', value: 'ada-lovelace-of-the-analytical-engine', typeDelayMs: 120 },
+        { type: 'wait', ms: 500 },
+      ],
+    };
+    const answer = await a.execute({ workflow: typing, inputs: {}, visual_enabled: true });
     const id = answer.body.session_id;
     const first = await WsViewer.open(c.streamUrl(answer.body.visual_stream_url!));
     await waitFor('some of the page on node C', () => first.received.length > 5, 30_000);
@@ -255,5 +266,22 @@ describe('cluster mode: API nodes and workers as separate processes on Redis and
     assert.equal(((await again.json()) as { code: string }).code, 'ALREADY_ENDED');
     // Not run after all: the queued one never reached a worker.
     assert.equal(worker.lines.some((l) => l.session === queued && l.msg === 'run started'), false);
+  });
+
+  test('SIGTERM stops a worker gracefully: no new run, the one in progress gets the grace period, then ends cancelled; the process exits 0', async () => {
+    await worker.stop();
+    nodes.delete(worker);
+    const last = await start('worker-3', ['worker'], 'worker taking runs', { SHUTDOWN_GRACE_MS: '1000' });
+    const answer = await a.execute({ workflow: longWorkflow(site.url), inputs: {}, visual_enabled: true });
+    const id = answer.body.session_id;
+    await waitFor('the run to be running', async () => (await a.get<Run>(`/workflows/${id}`)).status === 'running', 30_000);
+    const exited = new Promise<number | null>((resolve) => last.child.once('exit', (code) => resolve(code)));
+    last.child.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    const run = await a.get<Run>(`/workflows/${id}`);
+    assert.equal(run.status, 'cancelled');
+    assert.equal(run.error, 'cancelled: the worker is shutting down');
+    const health = await a.get<{ cluster: { live_workers: number } }>('/health/visual');
+    assert.equal(health.cluster.live_workers, 0, 'it left the cluster');
   });
 });

@@ -186,7 +186,9 @@ export function registerExecute(fastify: FastifyInstance, deps: AppDeps): void {
       };
       // Cluster mode: the run is queued for a worker; here it runs in this process.
       const session = deps.cluster ? await enqueue(deps.cluster, run) : deps.runs.start(run);
-      const waiting = deps.cluster && (await deps.cluster.queue.liveWorkers()).length === 0 ? ['no worker is running (cluster mode): the run waits in the queue until one starts'] : [];
+      // Queued already: a failure to count the workers only leaves the warning out.
+      const workers = deps.cluster ? await deps.cluster.queue.liveWorkers().then((w) => w.length, () => null) : null;
+      const waiting = workers === 0 ? ['no worker is running (cluster mode): the run waits in the queue until one starts'] : [];
       const links = await viewerLinks(req, deps, session.id, visual);
       reply.code(202);
       return {
