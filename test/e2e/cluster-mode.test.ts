@@ -1,4 +1,3 @@
-// e2e: alone (it kills processes and times how soon the cluster notices)
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

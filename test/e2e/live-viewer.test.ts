@@ -1,4 +1,3 @@
-// e2e: alone (the main live path, timed end to end in a browser of its own per run)
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'playwright-core';

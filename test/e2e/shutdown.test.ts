@@ -1,4 +1,3 @@
-// e2e: alone (it times grace periods)
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
