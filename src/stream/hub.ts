@@ -130,6 +130,21 @@ export class StreamHub implements ChannelHost {
     return this.channels.get(sessionId)?.viewers.size ?? 0;
   }
 
+  /**
+   * What a viewer who connected now would get first (hello, then the reset from the latest
+   * checkpoint), as JSON texts for the viewer page to carry (routes/viewer.ts): a late joiner then
+   * draws the page without waiting for its socket, which resumes after it with `since`. Null when
+   * the session is not streaming here, has nothing yet, or its reset is over `maxChars`.
+   */
+  startFrames(sessionId: string, maxChars: number): string[] | null {
+    if (!this.options.enabled || this.shuttingDown) return null;
+    const session = this.options.registry.get(sessionId);
+    if (!session?.visual || !session.streaming || session.log.lastSeq === 0 || session.log.released) return null;
+    const reset = resetFrames(session.log);
+    if (reset.reduce((n, f) => n + f.length, 0) > maxChars) return null;
+    return [helloFrame(session, session.log.epoch ?? this.epoch, this.options.recordings), ...reset.map((f) => f.toString())];
+  }
+
   /** How frames to viewers are compressed, for /health/visual. */
   get compression(): { mode: 'shared' | 'ws'; problem: string | null; ws_compressed_frames: number; against_window_frames: number; alone_frames: number } {
     return {
@@ -309,13 +324,15 @@ export class StreamHub implements ChannelHost {
     const channel = session.streaming ? this.channel(session) : null;
     const sameEpoch = params.get('epoch') === epoch;
     const slice = since !== null && sameEpoch ? session.log.since(since) : null;
-    if (since !== null) this.reconnections.total++;
+    // `page=1`: the since is where the viewer page's own start left off (startFrames), not a resume.
+    const resumed = since !== null && params.get('page') !== '1';
+    if (resumed) this.reconnections.total++;
     if (slice) {
       if (slice.events.length > 0) for (const frame of eventsFrames('events', slice)) sendShared(ws, frame);
     } else if (session.log.lastSeq > 0 && !session.log.released) {
       // A released log (an ended run, kept by the store) has no reset: hello says `recorded`, the recording is at /events.
       for (const frame of resetFrames(session.log)) sendShared(ws, frame);
-      if (since !== null) this.reconnections.reset++;
+      if (resumed) this.reconnections.reset++;
     }
     // Both reach the end of the log, events still waiting in the channel's coalescing buffer included.
     viewer.next = session.log.lastSeq + 1;

@@ -15,12 +15,16 @@ export function withToken(path: string): string {
   return token === null ? path : `${path}${path.includes('?') ? '&' : '?'}token=${encodeURIComponent(token)}`;
 }
 
-/** The session's stream on this page's host; `resume` asks for what followed a seq of an epoch. */
-export function streamUrl(resume?: { since: number; epoch: string }): string {
+/**
+ * The session's stream on this page's host; `resume` asks for what followed a seq of an epoch
+ * (`page`: the seq is where the page's own start left off, not a reconnect).
+ */
+export function streamUrl(resume?: { since: number; epoch: string; page?: boolean }): string {
   const params = new URLSearchParams();
   if (resume) {
     params.set('since', String(resume.since));
     params.set('epoch', resume.epoch);
+    if (resume.page) params.set('page', '1');
   }
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const query = params.size ? `?${params}` : '';

@@ -249,7 +249,7 @@ function connect(): void {
   const early = takeEarlySocket();
   const ws = early?.ws ?? new WebSocket(streamUrl(state.lastSeq > 0 && state.epoch ? { since: state.lastSeq, epoch: state.epoch } : undefined));
   socket = ws;
-  const onMessage = (m: MessageEvent): void => onFrame(JSON.parse(String(m.data)) as ServerFrame);
+  const onMessage = (m: MessageEvent | ServerFrame): void => onFrame(m instanceof MessageEvent ? (JSON.parse(String(m.data)) as ServerFrame) : m);
   const onClose = (e: CloseEvent): void => {
     socket = null;
     if (state.ended) return;

@@ -185,7 +185,9 @@ describe('the live viewer', () => {
         page.evaluate(() => window.__domcastEarlySocket?.frames.length ?? 0).then((n) => (n >= 2 ? n : null)),
       );
       await fetch(`${stack.base}/workflows/${body.session_id}/cancel`, { method: 'POST' });
-      await waitFor('the end on the early socket', () => page.evaluate(() => window.__domcastEarlySocket?.frames.some((m) => String(m.data).startsWith('{"t":"end"'))));
+      await waitFor('the end on the early socket', () =>
+        page.evaluate(() => window.__domcastEarlySocket?.frames.some((m) => m instanceof MessageEvent && String(m.data).startsWith('{"t":"end"'))),
+      );
       await route.continue();
     });
     // The page loads (its load event fires) although the replay was built from frames that came early.
@@ -196,5 +198,56 @@ describe('the live viewer', () => {
     assert.equal(streams.length, 1, `stream connections: ${streams.join(', ')}`);
     assert.equal(await page.evaluate(() => window.__domcastEarlySocket), undefined, 'viewer.js took the early socket');
     await page.close();
+  });
+
+  test("a late joiner's page carries the stream's start: drawn from it, the socket resumes after it (no reset, no reconnect counted), then live", async () => {
+    const { body } = await execute(stack.base, {
+      workflow: { name: 'held', steps: [{ type: 'navigation', url: `${stack.site.url}/about.html` }, { type: 'wait', ms: 60_000 }] },
+      visual_enabled: true,
+    });
+    const id = body.session_id;
+    const session = stack.server.deps.registry.get(id)!;
+    await waitFor('the run to record its page', () => session.currentStep === 1 && session.log.lastSeq > 2);
+    // Text that would end the data block, or open a comment in it, were it not escaped.
+    const hostile = '</script><script>window.__pwned = 1</script><!-- x';
+    await stack.server.deps.runs.page(id)!.evaluate((t) => document.body.append(document.createElement('p'), t), hostile);
+    await waitFor('the text in the log', () => session.log.fromCheckpoint().events.some((e) => e.includes('window.__pwned')));
+
+    const html = await (await fetch(body.viewer_url!)).text();
+    const block = /<script type="application\/json" id="domcast-start">([^]*?)<\/script>/.exec(html)?.[1];
+    assert.ok(block, 'the page carries the start');
+    assert.ok(!block.includes('<'), 'no "<" inside the data block');
+    const frames = JSON.parse(block) as { t: string; from?: number; epoch?: string; events?: unknown[] }[];
+    assert.deepEqual(frames.map((f) => f.t).slice(0, 2), ['hello', 'reset']);
+    assert.ok(JSON.stringify(frames).includes(hostile), 'the text comes back whole');
+
+    const reconnections = { ...stack.server.deps.hub.reconnections };
+    const page = await browser.newPage();
+    const streams: string[] = [];
+    const received: string[] = [];
+    page.on('websocket', (ws) => {
+      if (!ws.url().includes('/workflows/visual/')) return;
+      streams.push(ws.url());
+      ws.on('framereceived', (f) => received.push(String(f.payload).slice(0, 20)));
+    });
+    await page.goto(body.viewer_url!);
+    await waitFor('the page, with the text as text', async () => (await replayedText(page)).includes(hostile));
+    assert.equal(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned), undefined);
+    // Live after the start: a change made now reaches the replay over the socket.
+    await stack.server.deps.runs.page(id)!.evaluate(() => document.body.append('changed after the viewer opened'));
+    await waitFor('the change, live', async () => (await replayedText(page)).includes('changed after the viewer opened'));
+    assert.equal(streams.length, 1, `stream connections: ${streams.join(', ')}`);
+    const params = new URL(streams[0]!).searchParams;
+    assert.equal(params.get('page'), '1');
+    assert.ok(Number(params.get('since')) >= 3, `since=${params.get('since')}`);
+    assert.equal(params.get('epoch'), frames[0]!.epoch);
+    assert.ok(!received.some((f) => f.startsWith('{"t":"reset"')), `frames: ${received.join(' | ')}`);
+    assert.deepEqual({ ...stack.server.deps.hub.reconnections }, reconnections, 'not counted as a reconnect');
+    await page.close();
+
+    // An ended run's page carries nothing: it is a replay from the store.
+    await fetch(`${stack.base}/workflows/${id}/cancel`, { method: 'POST' });
+    await waitFor('the run to end', () => session.finished);
+    assert.ok(!(await (await fetch(body.viewer_url!)).text()).includes('domcast-start'));
   });
 });

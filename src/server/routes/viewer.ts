@@ -43,6 +43,30 @@ export function viewerPage(html: string, embedOrigins: readonly string[]): strin
   return html.replace('</head>', `${meta}\n</head>`);
 }
 
+/**
+ * A live run's page carries what its stream would send first (hello and the reset from the latest
+ * checkpoint, `StreamHub.startFrames`) when that is at most this many characters: the viewer draws
+ * it without waiting for its socket (issue 15, late join). Larger starts come over the socket,
+ * compressed.
+ */
+export const PAGE_START_MAX_CHARS = 256 * 1024;
+
+/**
+ * `frames` (JSON texts) as a JSON array in a data block the viewer reads (src/viewer/early.ts).
+ * Every `<` is escaped, so the text can neither end the element nor open a comment in it; JSON.parse
+ * gives the same strings back.
+ */
+export function startBlock(frames: readonly string[]): string {
+  return `<script type="application/json" id="domcast-start">[${frames.join(',').replace(/</g, '\\u003c')}]</script>\n`;
+}
+
+const EARLY_SCRIPT = '<script src="/assets/early.js"></script>';
+
+/** The page with the stream's start before early.js, which reads it. */
+function withStart(html: string, frames: readonly string[] | null): string {
+  return frames ? html.replace(EARLY_SCRIPT, `${startBlock(frames)}${EARLY_SCRIPT}`) : html;
+}
+
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /** What a person who opened a viewer link sees when it cannot be shown: the reason, in words. */
@@ -107,7 +131,7 @@ export function registerViewer(app: FastifyInstance, deps: AppDeps): void {
       .type('text/html; charset=utf-8')
       // The run's status as the page is served: the viewer starts live or replay at once, without
       // asking (a late joiner's round trip). A status that changes meanwhile reaches it on the stream.
-      .send(html.replace('data-status="unknown"', `data-status="${session.status}"`));
+      .send(withStart(html.replace('data-status="unknown"', `data-status="${session.status}"`), deps.hub.startFrames(id, PAGE_START_MAX_CHARS)));
   });
 
   registerEmbed(app);

@@ -1,0 +1,17 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { startBlock } from '../../src/server/routes/viewer.js';
+
+describe("the viewer page's start block", () => {
+  test('gives back the frames exactly, with no "<" that could end the element or open a comment', () => {
+    const frames = [
+      { t: 'hello', epoch: 'e', note: '</script><script>alert(1)</script>' },
+      { t: 'reset', from: 1, events: [{ text: '<!-- a \\< b \u2028 c -->', n: 1e20 }] },
+    ];
+    const html = startBlock(frames.map((f) => JSON.stringify(f)));
+    const inner = /^<script type="application\/json" id="domcast-start">([^]*)<\/script>\n$/.exec(html)?.[1];
+    assert.ok(inner !== undefined, html);
+    assert.ok(!inner.includes('<'));
+    assert.deepEqual(JSON.parse(inner), frames);
+  });
+});
