@@ -27,14 +27,3 @@ export function describeRedisUrl(value: string): string {
     return 'an unreadable DOMCAST_REDIS_URL';
   }
 }
-
-/** The URL with its password replaced by `***`, for a setting shown back in an error. */
-export function redactRedisUrl(value: string): string {
-  try {
-    const url = new URL(value);
-    if (url.password !== '') url.password = '***';
-    return url.toString();
-  } catch {
-    return value.replace(/:[^:@/]*@/, ':***@');
-  }
-}

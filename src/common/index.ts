@@ -2,3 +2,4 @@ export * from './errors.js';
 export * from './logger.js';
 export * from './paths.js';
 export * from './machine-load.js';
+export * from './url.js';

@@ -1,16 +1,15 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import { serializerCompiler } from 'fastify-type-provider-zod';
 import { AssetIndex } from '../assets/index.js';
-import { BrowserLauncher } from '../browser/index.js';
 import { BadRequestError, createLogger, InputsError, type Logger } from '../common/index.js';
 import { ControlHub } from '../control/index.js';
 import { CloseCode } from '../protocol/index.js';
-import { RunManager } from '../runs/index.js';
 import { SessionRegistry, StreamMetrics } from '../session/index.js';
 import { createStore, track } from '../store/index.js';
 import { StreamHub } from '../stream/index.js';
 import { WorkflowLibrary } from '../workflow/index.js';
 import type { Config } from './config.js';
+import { createRunManager } from './run-manager.js';
 import { registerAccess } from './access.js';
 import { registerOpenApi } from './openapi.js';
 import { zodValidatorCompiler } from './validation.js';
@@ -91,24 +90,7 @@ export function createServer(config: Config, options: { log?: Logger; chromiumPa
   // Cluster mode: runs are on workers; viewers here watch copies of them (src/cluster/mirror.ts), held apart.
   const viewed = config.cluster ? new SessionRegistry() : registry;
   const metrics = new StreamMetrics();
-  const launcher = new BrowserLauncher({
-    chromiumPath: options.chromiumPath ?? config.chromiumPath,
-    log,
-    isolation: config.browserIsolation,
-    spare: options.spareBrowser,
-    maxEventChars: config.recordingLimits.maxEventChars,
-    onDrop: (drop) => (metrics.devtoolsMessagesDropped += drop.count),
-  });
-  const runs = new RunManager({
-    launcher,
-    registry,
-    metrics,
-    limits: config.recordingLimits,
-    maxConcurrent: config.maxConcurrentSessions,
-    log,
-    navigation: { allowedHosts: config.allowedHosts, blockedHosts: config.blockedHosts },
-    ...(config.assets ? { assets: { sink: assets, limits: config.assets } } : {}),
-  });
+  const { launcher, runs } = createRunManager(config, { log, registry, metrics, assets, chromiumPath: options.chromiumPath, spareBrowser: options.spareBrowser });
   const viewerTokens = new ViewerTokens(viewerTokenSecret(config), config.viewerTokenTtl);
   const hub = new StreamHub({
     registry: viewed,

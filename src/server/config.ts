@@ -1,10 +1,10 @@
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError } from '../common/index.js';
+import { ConfigError, redactUrlPassword } from '../common/index.js';
 import { MIB, type RecordingLimits } from '../session/index.js';
-import { postgresUrlProblem, redactPostgresUrl } from '../store/index.js';
-import { redactRedisUrl, redisUrlProblem } from '../cluster/redis-url.js';
+import { postgresUrlProblem } from '../store/index.js';
+import { redisUrlProblem } from '../cluster/redis-url.js';
 
 const bool = z
   .string()
@@ -59,7 +59,7 @@ const redisUrl = z
   });
 
 /** Settings shown back in an error only with their password taken out. */
-const redacted: Record<string, (value: string) => string> = { DOMCAST_DATABASE_URL: redactPostgresUrl, DOMCAST_REDIS_URL: redactRedisUrl };
+const redacted: Record<string, (value: string) => string> = { DOMCAST_DATABASE_URL: redactUrlPassword, DOMCAST_REDIS_URL: redactUrlPassword };
 
 /** An origin as a browser sends it: scheme://host[:port], nothing after. */
 const origin = z.string().refine((v) => {

@@ -1,13 +1,13 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { AssetIndex } from '../assets/index.js';
-import { BrowserLauncher } from '../browser/index.js';
 import type { ClusterWorker } from '../cluster/worker-node.js';
 import { ConfigError, createLogger, type Logger } from '../common/index.js';
-import { RunManager } from '../runs/index.js';
+import type { RunManager } from '../runs/index.js';
 import { SessionRegistry, StreamMetrics } from '../session/index.js';
 import { createStore, track } from '../store/index.js';
 import type { Config } from './config.js';
+import { createRunManager } from './run-manager.js';
 
 export interface Worker {
   /** This worker's id in the cluster. */
@@ -36,23 +36,7 @@ export function createWorker(config: Config, options: { log?: Logger; chromiumPa
   const assets = new AssetIndex(store);
   const registry = new SessionRegistry({ onCreate: (session) => track(store, session) });
   const metrics = new StreamMetrics();
-  const launcher = new BrowserLauncher({
-    chromiumPath: options.chromiumPath ?? config.chromiumPath,
-    log,
-    isolation: config.browserIsolation,
-    maxEventChars: config.recordingLimits.maxEventChars,
-    onDrop: (drop) => (metrics.devtoolsMessagesDropped += drop.count),
-  });
-  const runs = new RunManager({
-    launcher,
-    registry,
-    metrics,
-    limits: config.recordingLimits,
-    maxConcurrent: config.maxConcurrentSessions,
-    log,
-    navigation: { allowedHosts: config.allowedHosts, blockedHosts: config.blockedHosts },
-    ...(config.assets ? { assets: { sink: assets, limits: config.assets } } : {}),
-  });
+  const { launcher, runs } = createRunManager(config, { log, registry, metrics, assets, chromiumPath: options.chromiumPath });
   let node: ClusterWorker | null = null;
   let closed: Promise<void> | null = null;
   return {

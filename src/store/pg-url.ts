@@ -26,15 +26,3 @@ export function describePostgresUrl(value: string): string {
     return 'an unreadable DOMCAST_DATABASE_URL';
   }
 }
-
-/** The URL with its password replaced by `***`, for a setting shown back in an error. */
-export function redactPostgresUrl(value: string): string {
-  try {
-    const url = new URL(value);
-    if (url.password !== '') url.password = '***';
-    return url.toString();
-  } catch {
-    // Not a URL: whatever follows a ':' before an '@' could be a password.
-    return value.replace(/:[^:@/]*@/, ':***@');
-  }
-}
