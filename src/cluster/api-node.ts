@@ -19,6 +19,8 @@ export type RunJob = Omit<StartRun, 'sessionId'>;
 export const ENDED_STREAM_TTL_MS = 60_000;
 /** How often an API node looks for runs whose worker died. */
 export const SWEEP_MS = 1000;
+/** Swept runs whose end failed, kept to try again: a bound on what an outage of the store can make a node hold. */
+const MAX_UNENDED = 10_000;
 
 /** The pub/sub channel on which API nodes ask the worker running a session to stop it. */
 export const cancelChannel = (prefix: string): string => `${prefix}:cancel`;
@@ -101,6 +103,11 @@ export class ClusterApi {
   private sweepTimer: NodeJS.Timeout | null = null;
   private sweeping: Promise<void> | null = null;
   runsInterrupted = 0;
+  /**
+   * Runs a sweep took whose end failed (the store or Redis answered with an error): the sweep took
+   * them off the record, so no other sweep will; this node tries again at each of its sweeps.
+   */
+  private readonly unended = new Map<string, string>();
 
   private constructor(
     private readonly options: ClusterApiOptions,
@@ -174,6 +181,21 @@ export class ClusterApi {
     return 'running';
   }
 
+  /** Ends a swept run `interrupted`, or keeps it to try again at the next sweep. */
+  private async endSwept(sessionId: string, reason: string): Promise<void> {
+    try {
+      await this.end(sessionId, 'interrupted', reason);
+      this.unended.delete(sessionId);
+    } catch (err) {
+      if (!this.unended.has(sessionId) && this.unended.size >= MAX_UNENDED) {
+        this.options.log.error({ err, session: sessionId }, `could not end a run of a dead worker, and ${MAX_UNENDED} others wait already: it stays as it is`);
+        return;
+      }
+      this.options.log.error({ err, session: sessionId }, 'could not end a run of a dead worker; trying again at the next sweep');
+      this.unended.set(sessionId, reason);
+    }
+  }
+
   /** Ends a run that its worker will not end (it never started, or its worker died). */
   end(sessionId: string, status: SessionStatus, reason: string): Promise<void> {
     return endRun(this.redis, this.options.prefix, this.options.store, sessionId, status, reason);
@@ -183,11 +205,12 @@ export class ClusterApi {
   sweep(): Promise<void> {
     this.sweeping ??= (async () => {
       try {
+        for (const [sessionId, reason] of this.unended) await this.endSwept(sessionId, reason);
         for (const { sessionId, workerId } of await this.queue.sweep()) {
           const reason = `interrupted: worker ${workerId} stopped answering while the run was in progress; it is not run again (a browser run may have had effects)`;
           this.options.log.warn({ session: sessionId, worker: workerId }, 'a worker died during a run: it ends interrupted');
           this.runsInterrupted++;
-          await this.end(sessionId, 'interrupted', reason).catch((err: unknown) => this.options.log.error({ err, session: sessionId }, 'could not end a run of a dead worker'));
+          await this.endSwept(sessionId, reason);
         }
       } catch (err) {
         this.options.log.warn({ err: errorMessage(err) }, 'the sweep for dead workers failed; next try in a second');

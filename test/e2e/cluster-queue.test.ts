@@ -7,6 +7,10 @@ import { after, before, describe, test } from 'node:test';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RunQueue, RunWorker, runKeys } from '../../src/cluster/index.js';
+import { ClusterApi } from '../../src/cluster/api-node.js';
+import { createLogger } from '../../src/common/index.js';
+import { SessionRegistry, StreamMetrics } from '../../src/session/index.js';
+import type { RecordingStore, StoredSession } from '../../src/store/index.js';
 
 // A real Redis on 127.0.0.1 (.ci/run starts one if none is running); the tests' keys have a prefix of their own.
 const REDIS_URL = process.env.DOMCAST_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -148,6 +152,43 @@ describe('runs as BullMQ jobs, at most once', () => {
     assert.equal(outcome.ran, false);
     await bull.close();
     await worker.close();
+  });
+
+  test('a run swept from a dead worker whose end failed (the store down) is ended at a later sweep', async () => {
+    const row: StoredSession = {
+      id: 'orphan', workflow: 'w', inputs: {}, status: 'running', error: null, visual: false, createdAt: 1, startedAt: 1, endedAt: null,
+      steps: [{ state: 'done' }, { state: 'running' }, { state: 'pending' }], outputs: {}, eventCount: 0, byteCount: 0,
+    };
+    let reads = 0;
+    const saved: StoredSession[] = [];
+    const store = {
+      async get() {
+        if (++reads === 1) throw new Error('the store is down');
+        return row;
+      },
+      saveSession: (r: StoredSession) => void saved.push(r),
+      async flush() {},
+    } as unknown as RecordingStore;
+    const api = await ClusterApi.connect({
+      url: REDIS_URL, prefix, copies: new SessionRegistry(), metrics: new StreamMetrics(), store,
+      log: createLogger('silent', 'json'), viewers: () => 0, restarted: () => undefined,
+    });
+    try {
+      // On record for a worker with no heartbeat: the next sweep takes it, once.
+      await redis.hset(runKeys(prefix).runs, 'orphan', 'gone');
+      const ended = await until(async () => {
+        await api.sweep();
+        return saved[0];
+      }, 'the run to be ended');
+      assert.ok(reads >= 2, `store reads: ${reads}`);
+      assert.equal(ended.status, 'interrupted');
+      assert.match(ended.error ?? '', /worker gone stopped answering/);
+      assert.deepEqual(ended.steps, [{ state: 'done' }, { state: 'cancelled' }, { state: 'skipped' }]);
+      assert.equal(await redis.hget(runKeys(prefix).runs, 'orphan'), null);
+      assert.equal(saved.length, 1, 'ended once');
+    } finally {
+      await api.close();
+    }
   });
 
   test('a run whose record Redis lost (it restarted without persistence) is not taken for swept: it goes on, on record again', async () => {
