@@ -144,13 +144,16 @@ describe('navigation policy (BLOCKED_HOSTS=localhost)', () => {
   });
 
   test('a navigation step to file:, chrome:, javascript: or data: fails with the reason', async () => {
-    for (const [url, scheme] of [
+    const cases = [
       ['file:///etc/passwd', 'file:'],
       ['chrome://version', 'chrome:'],
       ['javascript:alert(1)', 'javascript:'],
       ['data:text/html,<h1>hi</h1>', 'data:'],
-    ] as const) {
-      const r = await run(stack, [{ type: 'navigation', url }]);
+    ] as const;
+    // At once: each is a run of its own, and they do not wait for one another.
+    const results = await Promise.all(cases.map(([url]) => run(stack, [{ type: 'navigation', url }])));
+    for (const [i, [url, scheme]] of cases.entries()) {
+      const r = results[i]!;
       assert.equal(r.status, 'failed', url);
       assert.equal(r.error, `step 1 (navigation) failed: navigation to ${url} refused: scheme ${scheme} is not allowed (only http and https)`);
       assert.deepEqual(r.steps.map((s) => s.state), ['failed']);
@@ -158,8 +161,10 @@ describe('navigation policy (BLOCKED_HOSTS=localhost)', () => {
   });
 
   test('the cloud metadata address is refused, however it is spelled', async () => {
-    for (const url of ['http://169.254.169.254/latest/meta-data/', 'http://2852039166/latest/meta-data/', 'http://[::ffff:169.254.169.254]/']) {
-      const r = await run(stack, [{ type: 'navigation', url }]);
+    const urls = ['http://169.254.169.254/latest/meta-data/', 'http://2852039166/latest/meta-data/', 'http://[::ffff:169.254.169.254]/'];
+    const results = await Promise.all(urls.map((url) => run(stack, [{ type: 'navigation', url }])));
+    for (const [i, url] of urls.entries()) {
+      const r = results[i]!;
       assert.equal(r.status, 'failed', url);
       assert.match(r.error ?? '', /^step 1 \(navigation\) failed: navigation to \S+ refused: host \S+ is a link-local \/ cloud metadata address$/);
     }
