@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { startBlock } from '../../src/server/routes/viewer.js';
+import { startBlock, withStart } from '../../src/server/routes/viewer.js';
 
 describe("the viewer page's start block", () => {
   test('gives back the frames exactly, with no "<" that could end the element or open a comment', () => {
@@ -13,5 +13,13 @@ describe("the viewer page's start block", () => {
     assert.ok(inner !== undefined, html);
     assert.ok(!inner.includes('<'));
     assert.deepEqual(JSON.parse(inner), frames);
+  });
+
+  test("a page's text with replacement patterns ($&, $', $$) goes into the page as it is", () => {
+    const page = '<head><script src="/assets/early.js"></script></head><body>rest</body>';
+    const frames = [JSON.stringify({ t: 'hello', note: "$& $' $` $$ $1" })];
+    const out = withStart(page, frames);
+    assert.equal(out, `<head>${startBlock(frames)}<script src="/assets/early.js"></script></head><body>rest</body>`);
+    assert.equal(out.split('early.js').length, 2, 'early.js once');
   });
 });

@@ -62,9 +62,9 @@ export function startBlock(frames: readonly string[]): string {
 
 const EARLY_SCRIPT = '<script src="/assets/early.js"></script>';
 
-/** The page with the stream's start before early.js, which reads it. */
-function withStart(html: string, frames: readonly string[] | null): string {
-  return frames ? html.replace(EARLY_SCRIPT, `${startBlock(frames)}${EARLY_SCRIPT}`) : html;
+/** The page with the stream's start before early.js, which reads it (a function: `$&` in a page's text is text, not a pattern). */
+export function withStart(html: string, frames: readonly string[] | null): string {
+  return frames ? html.replace(EARLY_SCRIPT, () => `${startBlock(frames)}${EARLY_SCRIPT}`) : html;
 }
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
