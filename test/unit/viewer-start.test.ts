@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { startBlock, withStart } from '../../src/server/routes/viewer.js';
+import { PAGE_START_MAX_CHARS, startBlock, withStart } from '../../src/server/routes/viewer.js';
 
 describe("the viewer page's start block", () => {
   test('gives back the frames exactly, with no "<" that could end the element or open a comment', () => {
@@ -21,5 +21,13 @@ describe("the viewer page's start block", () => {
     const out = withStart(page, frames);
     assert.equal(out, `<head>${startBlock(frames)}<script src="/assets/early.js"></script></head><body>rest</body>`);
     assert.equal(out.split('early.js').length, 2, 'early.js once');
+  });
+
+  test('a start whose escaped block is over the bound is left to the socket', () => {
+    const page = '<head><script src="/assets/early.js"></script></head>';
+    // Under the bound as frames, over it once each `<` is six characters.
+    const frames = [JSON.stringify({ t: 'hello', text: '<'.repeat(PAGE_START_MAX_CHARS / 2) })];
+    assert.ok(frames[0]!.length < PAGE_START_MAX_CHARS);
+    assert.equal(withStart(page, frames), page);
   });
 });

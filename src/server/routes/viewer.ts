@@ -64,7 +64,10 @@ const EARLY_SCRIPT = '<script src="/assets/early.js"></script>';
 
 /** The page with the stream's start before early.js, which reads it (a function: `$&` in a page's text is text, not a pattern). */
 export function withStart(html: string, frames: readonly string[] | null): string {
-  return frames ? html.replace(EARLY_SCRIPT, () => `${startBlock(frames)}${EARLY_SCRIPT}`) : html;
+  if (!frames) return html;
+  // The bound holds for what is sent: escaping a `<` takes six characters.
+  const block = startBlock(frames);
+  return block.length > PAGE_START_MAX_CHARS ? html : html.replace(EARLY_SCRIPT, () => `${block}${EARLY_SCRIPT}`);
 }
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
