@@ -21,6 +21,9 @@ export const ENDED_STREAM_TTL_MS = 60_000;
 export const SWEEP_MS = 1000;
 /** Swept runs whose end failed, kept to try again: a bound on what an outage of the store can make a node hold. */
 const MAX_UNENDED = 10_000;
+/** A swept run whose end failed is tried again after 1 s, then 2, 4… up to a minute apart. */
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 60_000;
 
 /** The pub/sub channel on which API nodes ask the worker running a session to stop it. */
 export const cancelChannel = (prefix: string): string => `${prefix}:cancel`;
@@ -67,27 +70,61 @@ function ended(row: StoredSession, status: SessionStatus, error: string, at: num
   return { ...row, status, error, endedAt: at, steps, detail: row.detail ? { ...row.detail, currentStep: null } : row.detail };
 }
 
+/** How far an end from outside got: an end tried again after a failure does not do a part twice. */
+export interface EndProgress {
+  /** The store holds the final status. */
+  stored?: boolean;
+  /** The status event is on the stream: only the end marker is left. */
+  appended?: boolean;
+}
+
 /**
  * Ends a run from outside the process that ran it (it never started, its worker died, or a job was
  * delivered again): in the store, and on its stream, where viewers get the status event and the end.
+ * `progress` notes each part done, so that a try after a failure (Redis gone between the status
+ * event and the end marker) does not append a second status event.
  */
-export async function endRun(redis: Redis, prefix: string, store: RecordingStore, sessionId: string, status: SessionStatus, reason: string): Promise<void> {
+export async function endRun(
+  redis: Redis,
+  prefix: string,
+  store: RecordingStore,
+  sessionId: string,
+  status: SessionStatus,
+  reason: string,
+  progress: EndProgress = {},
+): Promise<void> {
   const at = Date.now();
-  const row = await store.get(sessionId);
-  if (row && !TERMINAL_STATUSES.includes(row.status as SessionStatus)) {
-    store.saveSession(ended(row, status, reason, at));
-    await store.flush();
+  if (!progress.stored) {
+    const row = await store.get(sessionId);
+    if (row && !TERMINAL_STATUSES.includes(row.status as SessionStatus)) {
+      store.saveSession(ended(row, status, reason, at));
+      await store.flush();
+    }
+    progress.stored = true;
   }
   const keys = streamKeys(prefix, sessionId);
   const commands = withStreamCommands(redis);
-  const current = await redis.hget(keys.meta, 'view');
-  const before = current ? parseView(current) : null;
-  const view = before
-    ? JSON.stringify({ ...before, status, error: reason, currentStep: null, endedAt: at, steps: before.steps.map(endedStep) })
-    : '';
-  const event = JSON.stringify({ type: RrwebEventType.Custom, timestamp: at, data: { tag: CustomTag.status, payload: { status, error: reason } } });
-  const reply = await commands.domcastLogAppend(keys.stream, keys.meta, '', 1, event, String(at), 0, 0, '', view);
-  if (reply[0] === 'ok') await commands.domcastLogEnd(keys.stream, keys.meta, status, '', ENDED_STREAM_TTL_MS);
+  if (!progress.appended) {
+    const current = await redis.hget(keys.meta, 'view');
+    const before = current ? parseView(current) : null;
+    const view = before
+      ? JSON.stringify({ ...before, status, error: reason, currentStep: null, endedAt: at, steps: before.steps.map(endedStep) })
+      : '';
+    const event = JSON.stringify({ type: RrwebEventType.Custom, timestamp: at, data: { tag: CustomTag.status, payload: { status, error: reason } } });
+    const reply = await commands.domcastLogAppend(keys.stream, keys.meta, '', 1, event, String(at), 0, 0, '', view);
+    // No stream (a run without a viewer), or one that has ended already: nothing more to do.
+    if (reply[0] !== 'ok') return;
+    progress.appended = true;
+  }
+  await commands.domcastLogEnd(keys.stream, keys.meta, status, '', ENDED_STREAM_TTL_MS);
+}
+
+/** A swept run whose end failed, and when to try it again. */
+interface Unended {
+  reason: string;
+  progress: EndProgress;
+  tries: number;
+  nextAt: number;
 }
 
 /**
@@ -105,9 +142,10 @@ export class ClusterApi {
   runsInterrupted = 0;
   /**
    * Runs a sweep took whose end failed (the store or Redis answered with an error): the sweep took
-   * them off the record, so no other sweep will; this node tries again at each of its sweeps.
+   * them off the record, so no other sweep will; this node tries each again at a later sweep,
+   * backing off (RETRY_FIRST_MS, doubling up to RETRY_MAX_MS).
    */
-  private readonly unended = new Map<string, string>();
+  private readonly unended = new Map<string, Unended>();
 
   private constructor(
     private readonly options: ClusterApiOptions,
@@ -181,37 +219,44 @@ export class ClusterApi {
     return 'running';
   }
 
-  /** Ends a swept run `interrupted`, or keeps it to try again at the next sweep. */
+  /** Ends a swept run `interrupted`, or keeps it to try again at a later sweep. */
   private async endSwept(sessionId: string, reason: string): Promise<void> {
+    const held = this.unended.get(sessionId);
+    const progress = held?.progress ?? {};
     try {
-      await this.end(sessionId, 'interrupted', reason);
+      await this.end(sessionId, 'interrupted', reason, progress);
       this.unended.delete(sessionId);
+      if (held) this.options.log.info({ session: sessionId, tries: held.tries + 1 }, 'a run of a dead worker is ended at last');
     } catch (err) {
-      if (!this.unended.has(sessionId) && this.unended.size >= MAX_UNENDED) {
+      if (!held && this.unended.size >= MAX_UNENDED) {
         this.options.log.error({ err, session: sessionId }, `could not end a run of a dead worker, and ${MAX_UNENDED} others wait already: it stays as it is`);
         return;
       }
-      this.options.log.error({ err, session: sessionId }, 'could not end a run of a dead worker; trying again at the next sweep');
-      this.unended.set(sessionId, reason);
+      const tries = (held?.tries ?? 0) + 1;
+      const waitMs = Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (tries - 1));
+      this.unended.set(sessionId, { reason, progress, tries, nextAt: Date.now() + waitMs });
+      this.options.log.error({ err, session: sessionId, tries }, `could not end a run of a dead worker; trying again in ${waitMs / 1000} s`);
     }
   }
 
   /** Ends a run that its worker will not end (it never started, or its worker died). */
-  end(sessionId: string, status: SessionStatus, reason: string): Promise<void> {
-    return endRun(this.redis, this.options.prefix, this.options.store, sessionId, status, reason);
+  end(sessionId: string, status: SessionStatus, reason: string, progress?: EndProgress): Promise<void> {
+    return endRun(this.redis, this.options.prefix, this.options.store, sessionId, status, reason, progress);
   }
 
   /** Ends `interrupted` each run whose worker's heartbeat lapsed (this node got it from the sweep: no other did). */
   sweep(): Promise<void> {
     this.sweeping ??= (async () => {
       try {
-        for (const [sessionId, reason] of this.unended) await this.endSwept(sessionId, reason);
+        // Fresh ones first: a store that hangs on the held ones must not keep new ones from the sweep.
         for (const { sessionId, workerId } of await this.queue.sweep()) {
           const reason = `interrupted: worker ${workerId} stopped answering while the run was in progress; it is not run again (a browser run may have had effects)`;
           this.options.log.warn({ session: sessionId, worker: workerId }, 'a worker died during a run: it ends interrupted');
           this.runsInterrupted++;
           await this.endSwept(sessionId, reason);
         }
+        const now = Date.now();
+        for (const [sessionId, held] of [...this.unended]) if (held.nextAt <= now) await this.endSwept(sessionId, held.reason);
       } catch (err) {
         this.options.log.warn({ err: errorMessage(err) }, 'the sweep for dead workers failed; next try in a second');
       } finally {
@@ -222,14 +267,30 @@ export class ClusterApi {
   }
 
   /** What /health/visual reports of the cluster. */
-  async figures(): Promise<{ queue_waiting: number; runs_active: number; live_workers: number; copies_followed: number; runs_interrupted: number }> {
+  async figures(): Promise<{ queue_waiting: number; runs_active: number; live_workers: number; copies_followed: number; runs_interrupted: number; runs_unended: number }> {
     const f = await this.queue.figures();
-    return { queue_waiting: f.waiting, runs_active: f.active, live_workers: f.workers, copies_followed: this.mirrors.following, runs_interrupted: this.runsInterrupted };
+    return {
+      queue_waiting: f.waiting,
+      runs_active: f.active,
+      live_workers: f.workers,
+      copies_followed: this.mirrors.following,
+      runs_interrupted: this.runsInterrupted,
+      runs_unended: this.unended.size,
+    };
   }
 
   async close(): Promise<void> {
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     await this.sweeping;
+    if (this.unended.size > 0) {
+      // No other node knows of them (the sweep took them off the record): say which stay unended.
+      const sessions = [...this.unended.keys()];
+      this.options.log.error(
+        { sessions: sessions.slice(0, 100), count: sessions.length },
+        `closing with ${sessions.length} run(s) of dead workers not ended (the store or Redis failed): they stay as the store has them`,
+      );
+      this.unended.clear();
+    }
     this.mirrors.close();
     await this.tail.close();
     await this.queue.close();

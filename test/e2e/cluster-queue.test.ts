@@ -7,7 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { RunQueue, RunWorker, runKeys } from '../../src/cluster/index.js';
-import { ClusterApi } from '../../src/cluster/api-node.js';
+import { ClusterApi, endRun, type EndProgress } from '../../src/cluster/api-node.js';
+import { decodeEntry, streamKeys, withStreamCommands } from '../../src/cluster/stream-keys.js';
 import { createLogger } from '../../src/common/index.js';
 import { SessionRegistry, StreamMetrics } from '../../src/session/index.js';
 import type { RecordingStore, StoredSession } from '../../src/store/index.js';
@@ -188,6 +189,37 @@ describe('runs as BullMQ jobs, at most once', () => {
       assert.equal(saved.length, 1, 'ended once');
     } finally {
       await api.close();
+    }
+  });
+
+  test('an end tried again after Redis failed between the status event and the end marker puts one status event on the stream', async () => {
+    const id = `half-${randomUUID()}`;
+    const keys = streamKeys(prefix, id);
+    await withStreamCommands(redis).domcastLogSeed(keys.stream, keys.meta, randomUUID(), 1, 0, '', '', 1, Date.now(), '');
+    const store = { get: async () => null, saveSession: () => undefined, flush: async () => undefined } as unknown as RecordingStore;
+    // A connection of its own, whose end marker fails once (as if Redis went away just then).
+    const flaky = withStreamCommands(new Redis(REDIS_URL, { maxRetriesPerRequest: null }));
+    const realEnd = flaky.domcastLogEnd.bind(flaky);
+    let ends = 0;
+    flaky.domcastLogEnd = async (...args) => {
+      if (++ends === 1) throw new Error('Redis went away');
+      return realEnd(...args);
+    };
+    try {
+      const progress: EndProgress = {};
+      await assert.rejects(endRun(flaky, prefix, store, id, 'interrupted', 'interrupted: test', progress), /Redis went away/);
+      assert.deepEqual(progress, { stored: true, appended: true }, 'the status event went on before the end marker failed');
+      await endRun(flaky, prefix, store, id, 'interrupted', 'interrupted: test', progress);
+      const entries = (await redis.xrange(keys.stream, '-', '+')).map(([entryId, fields]) => decodeEntry(entryId, fields));
+      const statuses = entries
+        .flatMap((e) => e.events)
+        .map((e) => JSON.parse(e) as { data?: { payload?: { status?: string } } })
+        .filter((e) => e.data?.payload?.status === 'interrupted');
+      assert.equal(statuses.length, 1, 'one status event');
+      assert.deepEqual(entries.filter((e) => e.end !== null).map((e) => e.end), ['interrupted'], 'one end marker');
+      assert.equal(await redis.hget(keys.meta, 'ended'), 'interrupted');
+    } finally {
+      flaky.disconnect();
     }
   });
 

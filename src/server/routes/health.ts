@@ -58,6 +58,7 @@ const visualHealth = z.object({
       live_workers: z.number().describe('Workers whose heartbeat is current.'),
       copies_followed: z.number().describe("Runs whose streams this node follows for its viewers."),
       runs_interrupted: z.number().describe('Runs this node ended interrupted since start because their worker died.'),
+      runs_unended: z.number().describe('Runs of dead workers this node could not end yet (the store or Redis failed): it tries again, 1 s to a minute apart.'),
     })
     .nullable()
     .describe('Cluster mode (DOMCAST_REDIS_URL): figures for the whole cluster; active_sessions and queued_sessions are then the cluster\'s too. Null otherwise.'),
