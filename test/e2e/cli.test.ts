@@ -82,8 +82,10 @@ describe('domcast run', () => {
       [['run', shop, '--quality', 'ultra'], /--quality must be standard or high/],
       [['run'], /expected one workflow file/],
     ];
-    for (const [args, message] of cases) {
-      const { code, stderr } = await domcast(args);
+    // At once: each is a process of its own that stops before any browser starts.
+    const results = await Promise.all(cases.map(([args]) => domcast(args)));
+    for (const [i, [args, message]] of cases.entries()) {
+      const { code, stderr } = results[i]!;
       assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
       assert.match(stderr, message);
     }

@@ -1,6 +1,7 @@
 // e2e: alone (it serves the demo on its default ports and times its progress lines)
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -68,7 +69,8 @@ test('npm run demo -- --once: a line per phase, a short link while the run goes,
 });
 
 test('domcast demo: the first viewer of the short link starts a run and sees it from its first page; later ones join it or start the next', async () => {
-  const demo = start([cli, 'demo', '--site-port', '0'], { DOMCAST_DATA_DIR: mkdtempSync(join(tmpdir(), 'domcast-demo-')) });
+  const apiKey = randomBytes(24).toString('hex');
+  const demo = start([cli, 'demo', '--site-port', '0'], { DOMCAST_DATA_DIR: mkdtempSync(join(tmpdir(), 'domcast-demo-')), DOMCAST_API_KEY: apiKey });
   const browser = await launchViewerBrowser();
   try {
     const link = await waitFor('the short link', () => /^Watch the demo: (http:\/\/127\.0\.0\.1:\d+\/demo)$/m.exec(demo.output())?.[1], 60_000);
@@ -91,7 +93,10 @@ test('domcast demo: the first viewer of the short link starts a run and sees it 
     // Only this machine gets links: a request naming another host (DNS rebinding) is refused.
     assert.equal((await get(link, 'evil.example')).status, 403);
 
-    await waitFor('the run ends', () => /^Run 1 succeeded/m.test(demo.output()), 60_000);
+    // Ended early (the run to its end is the --once test's): cancelled through the API, with the key.
+    const cancel = await fetch(`${new URL(link).origin}/workflows/${first}/cancel`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}` } });
+    assert.equal(cancel.status, 202, await cancel.text());
+    await waitFor('the run ends', () => /^Run 1 cancelled/m.test(demo.output()), 60_000);
     assert.match(demo.output(), new RegExp(`^Open ${link.replace(/[.]/g, '\\.')} again to watch another run`, 'm'));
     const next = await get(link);
     assert.equal(next.status, 303);

@@ -156,8 +156,10 @@ describe('frames: same-origin and cross-origin iframes in the viewer', () => {
     const frameUrls = source.frames().map((f) => f.url());
     assert.ok(frameUrls.some((u) => u.startsWith(`${site.c}/frame.html`)), `the cross-site frame loaded: ${frameUrls.join(' ')}`);
 
+    // What is left of the hold is cancelled: it only had to outlast the checks above on a loaded machine.
+    if (!session.finished) await fetch(`${stack.base}/workflows/${body.session_id}/cancel`, { method: 'POST' });
     await waitFor('the run to end', () => session.finished, 40_000);
-    assert.equal(session.status, 'succeeded', session.error ?? '');
+    assert.ok(['succeeded', 'cancelled'].includes(session.status), `${session.status}: ${session.error ?? ''}`);
     await Promise.all([live.close(), late.close()]);
 
     // What the frames showed is in the recording; what is private is not (inside a frame, and a frame inside a private region).

@@ -61,14 +61,22 @@ interface RunResult {
 
 type StepSpec = Record<string, unknown>;
 
-/** Runs a workflow to its end and returns GET /workflows/{id}. */
+/**
+ * Runs a workflow to its end and returns GET /workflows/{id}. Up to 60 s: runs go at once here, and
+ * on a loaded CI machine four of them (a context, a failed step's screenshot each) beside another
+ * test file took over 20 s (2026-12-06).
+ */
 async function run(stack: Stack, steps: StepSpec[]): Promise<RunResult> {
   const { status, body } = await execute(stack.base, { workflow: { name: 'policy', steps }, visual_enabled: false });
   assert.equal(status, 202, JSON.stringify(body));
-  return waitFor('the run to end', async () => {
-    const r = (await (await fetch(`${stack.base}/workflows/${body.session_id}`)).json()) as RunResult;
-    return ['succeeded', 'failed', 'cancelled'].includes(r.status) ? r : null;
-  });
+  return waitFor(
+    `run ${body.session_id} to end`,
+    async () => {
+      const r = (await (await fetch(`${stack.base}/workflows/${body.session_id}`)).json()) as RunResult;
+      return ['succeeded', 'failed', 'cancelled'].includes(r.status) ? r : null;
+    },
+    60_000,
+  );
 }
 
 const onlyHosts = (site: Site, host: string): Hit[] => site.hits.filter((h) => h.host === host);
