@@ -134,10 +134,14 @@ export class StreamHub implements ChannelHost {
    * What a viewer who connected now would get first (hello, then the reset from the latest
    * checkpoint), as JSON texts for the viewer page to carry (routes/viewer.ts): a late joiner then
    * draws the page without waiting for its socket, which resumes after it with `since`. Null when
-   * the session is not streaming here, has nothing yet, or its reset is over `maxChars`.
+   * the session is not streaming here, has nothing yet, or its reset is over `maxChars`; and, given
+   * the page's request, when its socket would be refused now (VISUAL_WEBSOCKET_MAX_CONNECTIONS, or
+   * VISUAL_MAX_CONNECTIONS_PER_IP for its address): the page then carries nothing, and its socket
+   * is told why.
    */
-  startFrames(sessionId: string, maxChars: number): string[] | null {
+  startFrames(sessionId: string, maxChars: number, req?: IncomingMessage): string[] | null {
     if (!this.options.enabled || this.shuttingDown) return null;
+    if (req && (this.connections >= this.options.maxConnections || (this.perAddress.get(this.addressOf(req)) ?? 0) >= this.options.maxConnectionsPerIp)) return null;
     const session = this.options.registry.get(sessionId);
     if (!session?.visual || !session.streaming || session.log.lastSeq === 0 || session.log.released) return null;
     const reset = resetFrames(session.log);
@@ -221,8 +225,7 @@ export class StreamHub implements ChannelHost {
       });
       if (!this.sharedDeflate) letWsCompress(ws);
       ws.on('error', (err) => this.options.log.debug({ err: err.message, session: viewer.sessionId }, 'viewer socket error'));
-      const address = this.options.clientAddress?.(req) ?? req.socket.remoteAddress ?? 'unknown';
-      const refusal = denied ?? this.count(ws, address);
+      const refusal = denied ?? this.count(ws, this.addressOf(req));
       if (refusal) return this.refuse(viewer, refusal.code, refusal.reason);
       this.guardInbound(viewer);
       try {
@@ -241,6 +244,11 @@ export class StreamHub implements ChannelHost {
     if (v.ws.readyState === v.ws.OPEN) v.ws.close(code, fitReason(reason));
     v.socket.end();
     setTimeout(() => v.socket.destroy(), 1000).unref();
+  }
+
+  /** The viewer's address, as VISUAL_MAX_CONNECTIONS_PER_IP counts it. */
+  private addressOf(req: IncomingMessage): string {
+    return this.options.clientAddress?.(req) ?? req.socket.remoteAddress ?? 'unknown';
   }
 
   /** Counts an authorized viewer against the limits, or says why it may not connect. */

@@ -152,8 +152,15 @@ describe('connection limits', () => {
       const { code, reason } = await third.closed;
       assert.equal(code, CloseCode.tryAgainLater);
       assert.match(reason, /too many viewer connections \(limit 2\)/);
+      // Nor does a viewer page opened now carry the stream's start (its socket will be refused too).
+      const session = stack.server.deps.registry.get(body.session_id)!;
+      await waitFor('the run to record its page', () => session.log.lastSeq > 2);
+      const carries = async () => (await (await fetch(body.viewer_url!)).text()).includes('id="domcast-start"');
+      assert.equal(await carries(), false, 'no start in a page whose socket would be refused');
       // A freed slot can be taken again.
       await kept[0]!.close();
+      await waitFor('the slot to free', () => stack.server.deps.hub.connectionCount === 1);
+      assert.equal(await carries(), true, 'the start, once a slot is free');
       const again = await WsViewer.open(url);
       await waitFor('welcomed after a slot freed', () => again.hello());
       await again.close();

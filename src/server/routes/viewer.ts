@@ -134,7 +134,7 @@ export function registerViewer(app: FastifyInstance, deps: AppDeps): void {
       .type('text/html; charset=utf-8')
       // The run's status as the page is served: the viewer starts live or replay at once, without
       // asking (a late joiner's round trip). A status that changes meanwhile reaches it on the stream.
-      .send(withStart(html.replace('data-status="unknown"', `data-status="${session.status}"`), deps.hub.startFrames(id, PAGE_START_MAX_CHARS)));
+      .send(withStart(html.replace('data-status="unknown"', `data-status="${session.status}"`), deps.hub.startFrames(id, PAGE_START_MAX_CHARS, req.raw)));
   });
 
   registerEmbed(app);
