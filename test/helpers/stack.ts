@@ -47,9 +47,18 @@ export async function streamUrl(stack: Stack, sessionId: string): Promise<string
   return `${stack.base.replace('http', 'ws')}/workflows/visual/${encodeURIComponent(sessionId)}?token=${token}`;
 }
 
-/** A second, independent Chromium in which viewers are opened. */
-export function launchViewerBrowser(): Promise<Browser> {
-  return chromium.launch({ executablePath: findChromium({ explicitPath: process.env.CHROMIUM_PATH }), args: CHROMIUM_ARGS });
+/**
+ * A second, independent Chromium in which viewers are opened. Its pages and contexts ask for
+ * reduced motion unless a test says otherwise: a spinner turning in a viewer cost ~10% of a core
+ * for as long as a step ran (software compositing, measured 2026-12-06), and the suite is CPU-bound.
+ */
+export async function launchViewerBrowser(): Promise<Browser> {
+  const browser = await chromium.launch({ executablePath: findChromium({ explicitPath: process.env.CHROMIUM_PATH }), args: CHROMIUM_ARGS });
+  const newContext = browser.newContext.bind(browser);
+  const newPage = browser.newPage.bind(browser);
+  browser.newContext = (options = {}) => newContext({ reducedMotion: 'reduce', ...options });
+  browser.newPage = (options = {}) => newPage({ reducedMotion: 'reduce', ...options });
+  return browser;
 }
 
 export interface ExecuteAnswer {
