@@ -166,10 +166,11 @@ describe('cluster mode: API nodes and workers as separate processes on Redis and
     assert.equal(resumed.frames.some((f) => f.t === 'reset'), false, 'resumed, not reset');
     assert.equal(resumed.received[0]?.seq, since + 1);
     contiguous(resumed);
-    const stored = await waitFor('the stored run', async () => {
+    const stored = await waitFor('the stored run to end', async () => {
       const r = await b.get<Run>(`/workflows/${id}`);
-      return r.status === 'succeeded' ? r : null;
+      return r.status === 'queued' || r.status === 'running' ? null : r;
     });
+    assert.equal(stored.status, 'succeeded', JSON.stringify(stored).slice(0, 600));
     assert.equal(resumed.lastSeq, stored.events.last_seq);
   });
 
