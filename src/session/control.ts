@@ -194,11 +194,17 @@ export class SessionControl extends EventEmitter<ControlEvents> {
     this.request = { step, description, until };
     const releasesBefore = this.releases;
     this.changed();
-    const timer = setTimeout(() => this.changed(), timeoutMs);
+    // The timer says when time is up, not Date.now(): a timer can fire a little before Date.now()
+    // reaches `until`, and the step then waited with nothing left to wake it (seen in the unit suite).
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.changed();
+    }, timeoutMs);
     try {
       while (this.releases === releasesBefore) {
         if (signal?.aborted || this.ended) throw new Error('the run ended while it waited for a person');
-        if (Date.now() >= until) {
+        if (timedOut || Date.now() >= until) {
           throw new Error(
             this.state === 'free'
               ? `no person took control and released it within ${timeoutMs} ms`

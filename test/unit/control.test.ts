@@ -84,6 +84,20 @@ describe('the lock between a person and the workflow', () => {
     await assert.rejects(control.human(0, null, 30), /no person took control and released it within 30 ms/);
   });
 
+  test("a human step's timeout fails it when its timer fires, even with Date.now() a little behind", async (t) => {
+    const { control } = lock();
+    // Timers run on a monotonic clock: one can fire before Date.now() reaches the deadline. Here
+    // the wall clock stands still, so only the timer can end the wait (before, it waited for ever).
+    const frozen = Date.now();
+    t.mock.method(Date, 'now', () => frozen);
+    const holdOpen = setTimeout(() => undefined, 5000);
+    try {
+      await assert.rejects(control.human(0, null, 30), /no person took control and released it within 30 ms/);
+    } finally {
+      clearTimeout(holdOpen);
+    }
+  });
+
   test('revoked, expired and ended tokens cannot take control', async () => {
     const { control } = lock();
     control.revoke('t1', 'revoked');
