@@ -66,6 +66,13 @@ describe('the viewer page', () => {
     await waitFor('the list scrolled to it', () => highlightInView(page));
     assert.equal(await page.isVisible('#golive.on'), true, 'the live controls while it runs');
     assert.equal(await page.textContent('#time'), 'live');
+    // This browser's pages ask for reduced motion: the running step's spinner stands still. A page that does not ask sees it turn.
+    const spinning = (p: Page) => p.evaluate(() => getComputedStyle(document.querySelector('#steps li.running .ic') ?? document.body).animationName);
+    assert.equal(await spinning(page), 'none');
+    const moving = await browser.newPage({ reducedMotion: 'no-preference' });
+    await moving.goto(body.viewer_url!);
+    await waitFor('a turning spinner without reduced motion', async () => (await spinning(moving)) === 'spin');
+    await moving.close();
 
     await waitFor('the final hold', () => session.currentStep === 12);
     const expected = (await stack.server.deps.runs.page(body.session_id)!.evaluate(bodyText)) as string;
