@@ -66,13 +66,6 @@ describe('the viewer page', () => {
     await waitFor('the list scrolled to it', () => highlightInView(page));
     assert.equal(await page.isVisible('#golive.on'), true, 'the live controls while it runs');
     assert.equal(await page.textContent('#time'), 'live');
-    // This browser's pages ask for reduced motion: the running step's spinner stands still. A page that does not ask sees it turn.
-    const spinning = (p: Page) => p.evaluate(() => getComputedStyle(document.querySelector('#steps li.running .ic') ?? document.body).animationName);
-    assert.equal(await spinning(page), 'none');
-    const moving = await browser.newPage({ reducedMotion: 'no-preference' });
-    await moving.goto(body.viewer_url!);
-    await waitFor('a turning spinner without reduced motion', async () => (await spinning(moving)) === 'spin');
-    await moving.close();
 
     await waitFor('the final hold', () => session.currentStep === 12);
     const expected = (await stack.server.deps.runs.page(body.session_id)!.evaluate(bodyText)) as string;
@@ -117,6 +110,23 @@ describe('the viewer page', () => {
     await page.keyboard.press(' ');
     await waitFor('paused', async () => (await root(page, 'playing')) === 'false');
     await page.close();
+  });
+
+  test('with reduced motion asked for, the running step and the waiting page do not spin; without, they turn', async () => {
+    const { body } = await execute(stack.base, { workflow: { name: 'still', steps: [{ type: 'wait', ms: 60_000, description: 'a long wait' }] }, visual_enabled: true });
+    const spins = (p: Page) =>
+      p.evaluate(() => ['#steps li.running .ic', '#placeholder .spinner'].map((s) => { const el = document.querySelector(s); return el ? getComputedStyle(el).animationName : null; }));
+    try {
+      // This browser's pages ask for reduced motion unless told otherwise (test/helpers/stack.ts).
+      const still = await browser.newPage();
+      const moving = await browser.newPage({ reducedMotion: 'no-preference' });
+      await Promise.all([still.goto(body.viewer_url!), moving.goto(body.viewer_url!)]);
+      await waitFor('the running step, turning, without reduced motion', async () => (await spins(moving)).join() === 'spin,spin');
+      assert.deepEqual(await spins(still), ['none', 'none']);
+      await Promise.all([still.close(), moving.close()]);
+    } finally {
+      await fetch(`${stack.base}/workflows/${body.session_id}/cancel`, { method: 'POST' });
+    }
   });
 
   test('a run that fails before any page is recorded says what happened instead of waiting for the browser, live and afterwards', async () => {
