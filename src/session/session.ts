@@ -64,6 +64,8 @@ export class Session extends EventEmitter<SessionEvents> {
   readonly createdAt = Date.now();
   startedAt: number | null = null;
   endedAt: number | null = null;
+  /** Events of this session's page refused one by one (over a size or shape bound); /health/visual sums them over sessions. */
+  rejectedEvents = 0;
   status: SessionStatus = 'queued';
   currentStep: number | null = null;
   error: string | null = null;
@@ -163,6 +165,7 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   private accept({ entries, rejected, refused }: PreparedBatch): string | null {
+    this.rejectedEvents += rejected;
     this.metrics.rejectedEvents += rejected;
     const batch = this.log.appendPage(entries);
     if (!batch) return refused ?? null;
