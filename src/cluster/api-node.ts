@@ -72,7 +72,7 @@ function ended(row: StoredSession, status: SessionStatus, error: string, at: num
 
 /** How far an end from outside got: an end tried again after a failure does not do a part twice. */
 export interface EndProgress {
-  /** The store holds the final status. */
+  /** The final status was handed to the store (whose write queue retries a write that fails). */
   stored?: boolean;
   /** The status event is on the stream: only the end marker is left. */
   appended?: boolean;
@@ -248,7 +248,8 @@ export class ClusterApi {
   sweep(): Promise<void> {
     this.sweeping ??= (async () => {
       try {
-        // Fresh ones first: a store that hangs on the held ones must not keep new ones from the sweep.
+        // Fresh ones first: held runs whose ends fail again do not hold up new ones. (A store or Redis
+        // that hangs rather than fails holds up the whole sweep: there is no timeout.)
         for (const { sessionId, workerId } of await this.queue.sweep()) {
           const reason = `interrupted: worker ${workerId} stopped answering while the run was in progress; it is not run again (a browser run may have had effects)`;
           this.options.log.warn({ session: sessionId, worker: workerId }, 'a worker died during a run: it ends interrupted');

@@ -177,6 +177,12 @@ describe('runs as BullMQ jobs, at most once', () => {
     try {
       // On record for a worker with no heartbeat: the next sweep takes it, once.
       await redis.hset(runKeys(prefix).runs, 'orphan', 'gone');
+      await api.sweep();
+      const failedAt = Date.now();
+      assert.equal(reads, 1, 'the first try read the store, and failed');
+      assert.equal((await api.figures()).runs_unended, 1, 'held, and counted in health');
+      await api.sweep();
+      assert.ok(reads === 1 || Date.now() - failedAt >= 1000, 'not tried again before its back-off (1 s)');
       const ended = await until(async () => {
         await api.sweep();
         return saved[0];
@@ -187,6 +193,7 @@ describe('runs as BullMQ jobs, at most once', () => {
       assert.deepEqual(ended.steps, [{ state: 'done' }, { state: 'cancelled' }, { state: 'skipped' }]);
       assert.equal(await redis.hget(runKeys(prefix).runs, 'orphan'), null);
       assert.equal(saved.length, 1, 'ended once');
+      assert.equal((await api.figures()).runs_unended, 0);
     } finally {
       await api.close();
     }

@@ -122,7 +122,8 @@ describe('the viewer page', () => {
       const moving = await browser.newPage({ reducedMotion: 'no-preference' });
       await Promise.all([still.goto(body.viewer_url!), moving.goto(body.viewer_url!)]);
       await waitFor('the running step, turning, without reduced motion', async () => (await spins(moving)).join() === 'spin,spin');
-      assert.deepEqual(await spins(still), ['none', 'none']);
+      await waitFor('the running step, still, with reduced motion', async () => (await spins(still)).join() === 'none,none');
+      assert.deepEqual(await spins(moving), ['spin', 'spin'], 'the other page still turns');
       await Promise.all([still.close(), moving.close()]);
     } finally {
       await fetch(`${stack.base}/workflows/${body.session_id}/cancel`, { method: 'POST' });
