@@ -141,7 +141,7 @@ export class StreamHub implements ChannelHost {
    */
   startFrames(sessionId: string, maxChars: number, req?: IncomingMessage): string[] | null {
     if (!this.options.enabled || this.shuttingDown) return null;
-    if (req && (this.connections >= this.options.maxConnections || (this.perAddress.get(this.addressOf(req)) ?? 0) >= this.options.maxConnectionsPerIp)) return null;
+    if (req && this.overLimits(this.addressOf(req))) return null;
     const session = this.options.registry.get(sessionId);
     if (!session?.visual || !session.streaming || session.log.lastSeq === 0 || session.log.released) return null;
     const reset = resetFrames(session.log);
@@ -251,17 +251,23 @@ export class StreamHub implements ChannelHost {
     return this.options.clientAddress?.(req) ?? req.socket.remoteAddress ?? 'unknown';
   }
 
-  /** Counts an authorized viewer against the limits, or says why it may not connect. */
-  private count(ws: WebSocket, address: string): Refusal | null {
+  /** Why a viewer from `address` may not connect now (the connection limits), or null. */
+  private overLimits(address: string): Refusal | null {
     if (this.connections >= this.options.maxConnections) {
       return { code: CloseCode.tryAgainLater, reason: `too many viewer connections (limit ${this.options.maxConnections})` };
     }
-    const fromAddress = this.perAddress.get(address) ?? 0;
-    if (fromAddress >= this.options.maxConnectionsPerIp) {
+    if ((this.perAddress.get(address) ?? 0) >= this.options.maxConnectionsPerIp) {
       return { code: CloseCode.tooManyFromAddress, reason: `too many viewer connections from your address (limit ${this.options.maxConnectionsPerIp})` };
     }
+    return null;
+  }
+
+  /** Counts an authorized viewer against the limits, or says why it may not connect. */
+  private count(ws: WebSocket, address: string): Refusal | null {
+    const refusal = this.overLimits(address);
+    if (refusal) return refusal;
     this.connections++;
-    this.perAddress.set(address, fromAddress + 1);
+    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
     ws.once('close', () => {
       this.connections--;
       const left = (this.perAddress.get(address) ?? 1) - 1;
