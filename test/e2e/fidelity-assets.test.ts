@@ -129,10 +129,10 @@ describe('fidelity: assets captured by the run\'s browser, canvases drawn by the
     await expectBoxes(late, decoder, 'late joiner');
     assert.ok(Math.abs((await replayedWidth(late, 'icons')) - sourceIcons) <= 1, 'the web font is used for a late joiner');
 
-    // What is left of the hold is cancelled: it only had to outlast the checks above on a loaded machine.
-    if (!session.finished) await fetch(`${stack.base}/workflows/${body.session_id}/cancel`, { method: 'POST' });
+    // The run ends on its own: a cancel would drop the recorder's last unsent batch, and with it the
+    // canvas's last picture, which the replay after the restart must show (seen on CI, 2026-12-06).
     await waitFor('the run to end', () => session.finished, 30_000);
-    assert.ok(['succeeded', 'cancelled'].includes(session.status), `${session.status}: ${session.error ?? ''}`);
+    assert.equal(session.status, 'succeeded', session.error ?? '');
     const record = (await (await fetch(`${stack.base}/workflows/${body.session_id}`)).json()) as { assets: { captured: number; skipped: number } };
     assert.ok(record.assets.captured >= 12, `captured ${JSON.stringify(record.assets)}`);
     // Ops see the same in /health/visual, summed over runs (this stack ran only this one).

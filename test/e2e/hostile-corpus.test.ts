@@ -28,7 +28,7 @@ before(async () => {
     VISUAL_SESSION_MAX_MB: String(SESSION_MAX_MB),
     VISUAL_MAX_EVENT_MB: String(EVENT_MAX_MB),
     VISUAL_EVENT_BUFFER_SIZE: String(BUFFER_EVENTS),
-    MAX_CONCURRENT_SESSIONS: '4',
+    MAX_CONCURRENT_SESSIONS: '2',
   });
   corpus = await serveStatic(join(projectRoot, 'test', 'fixtures', 'pages', 'hostile-corpus'));
 });
@@ -95,12 +95,11 @@ async function record(id: string): Promise<{ status: string; recording_stopped: 
   return (await (await fetch(`${stack.base}/workflows/${id}`)).json()) as never;
 }
 
-// Two pages at a time (each beside its ordinary run): each test checks its own sessions only.
-describe('hostile pages beside an ordinary run', { concurrency: 2 }, () => {
+describe('hostile pages beside an ordinary run', () => {
   test('huge numbers (1e20 written out 21 digits long): refused by their size once written out; nothing grows past the bounds', async () => {
     const w = await runBeside('huge-numbers.html?mb=1.5&count=3&every=300', 4000);
     assertBounded(w);
-    // The session's own count: the test running beside this one has refusals of its own.
+    // The session's own count: other runs' refusals are no proof of this one's.
     assert.ok(w.session.rejectedEvents >= 3, `each huge batch was refused (${w.session.rejectedEvents} events refused)`);
     const huge = w.viewer.received.filter((r) => r.json.includes('100000000000000000000'));
     assert.deepEqual(huge, [], 'no viewer was sent a huge-number event');
