@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { distDir } from '../common/index.js';
 import type { RelayLimits, RelayReport, RelayWorkerData } from './cdp-relay-worker.js';
 
@@ -74,6 +74,9 @@ export async function launchRelayed(options: {
   const wsEndpoint = await ready;
   let browser: Browser;
   try {
+    // Loaded when a browser is first needed: importing Playwright costs ~0.85 CPU-seconds, which a
+    // process that never starts one (an API node, `domcast health` in a container) need not pay.
+    const { chromium } = await import('playwright-core');
     browser = await chromium.connectOverCDP(wsEndpoint, { timeout: 30_000 });
   } catch (err) {
     await worker.terminate();
