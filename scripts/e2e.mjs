@@ -19,7 +19,7 @@ const alone = files.filter((f) => readFileSync(f, 'utf8').startsWith('// e2e: al
  * longest first, so that the lane does not end with one of them running alone: the rest fill in
  * beside them. Files are taken in the order given.
  */
-const LONGEST = ['cluster-mode', 'live-viewer', 'cli', 'dashboard', 'navigation-policy', 'control', 'embed', 'stream', 'metrics', 'engine'];
+const LONGEST = ['cluster-mode', 'live-viewer', 'cli', 'dashboard', 'navigation-policy', 'control', 'embed', 'stream', 'metrics', 'demo', 'engine'];
 const rank = (f) => {
   const i = LONGEST.findIndex((name) => f.endsWith(`/${name}.test.ts`));
   return i === -1 ? LONGEST.length : i;

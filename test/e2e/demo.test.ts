@@ -1,4 +1,3 @@
-// e2e: alone (it serves the demo on its default ports and times its progress lines)
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
