@@ -12,7 +12,9 @@ import { startEmbeddedServer } from './embedded.js';
 import { followSteps, replayHint } from './progress.js';
 import { readJsonFile, UsageError } from './run.js';
 
-export const DEMO_USAGE = 'domcast demo [--once] [--site-port 8080]';
+import { DEMO_USAGE } from './usage.js';
+
+export { DEMO_USAGE };
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;

@@ -1,11 +1,9 @@
 import { hostname } from 'node:os';
-import { Redis } from 'ioredis';
-import { runKeys } from '../cluster/run-queue.js';
-import { ConfigError, errorMessage } from '../common/index.js';
-import { loadConfig } from '../server/index.js';
-import { UsageError } from './run.js';
+import { ConfigError, errorMessage } from '../common/errors.js';
+import { loadConfig } from '../server/config.js';
+import { UsageError } from './usage.js';
 
-export const HEALTH_USAGE = 'domcast health [--worker]';
+export { HEALTH_USAGE } from './usage.js';
 
 /**
  * A container's health check (the Dockerfile's HEALTHCHECK): exit 0 when this container's domcast
@@ -19,6 +17,7 @@ export async function healthCommand(args: string[]): Promise<number> {
   const config = loadConfig();
   if (args.includes('--worker')) {
     if (!config.cluster) throw new ConfigError('health --worker needs DOMCAST_REDIS_URL (cluster mode)');
+    const [{ Redis }, { runKeys }] = await Promise.all([import('ioredis'), import('../cluster/run-queue.js')]);
     const redis = new Redis(config.cluster.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 3000 });
     redis.on('error', () => undefined);
     try {

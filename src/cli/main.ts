@@ -1,13 +1,11 @@
 #!/usr/bin/env node
-import { ChromiumNotFoundError, ConfigError, errorMessage } from '../common/index.js';
-import { findChromium } from '../browser/index.js';
-import { createServer, createWorker, loadConfig, type Worker } from '../server/index.js';
-import { StoreError } from '../store/index.js';
-import { DEMO_USAGE, runDemo } from './demo.js';
-import { DEMO_SITE_USAGE, demoSiteCommand } from './demo-site.js';
-import { exportCommand, replayCommand } from './recordings.js';
-import { HEALTH_USAGE, healthCommand } from './health.js';
-import { RUN_USAGE, UsageError, runCommand } from './run.js';
+// Only what every command needs is imported here; each command's module is imported when it runs
+// (dist/cli.js is built with code splitting): `domcast health`, a container's HEALTHCHECK every
+// 15 s, and `--help` load no server, browser, Redis or PostgreSQL code.
+import { ChromiumNotFoundError, ConfigError, errorMessage } from '../common/errors.js';
+import type { Worker } from '../server/index.js';
+import { StoreError } from '../store/migrations.js';
+import { DEMO_SITE_USAGE, DEMO_USAGE, HEALTH_USAGE, RUN_USAGE, UsageError } from './usage.js';
 
 const HELP = `domcast — run browser workflows and watch them live as DOM
 
@@ -66,6 +64,7 @@ function onSignals(log: { info: (o: object, m: string) => void; warn: (o: object
 
 async function worker(args: string[]): Promise<number> {
   if (args.length > 0) throw new UsageError(`worker takes no arguments (got ${args.join(' ')})`);
+  const [{ createWorker, loadConfig }, { findChromium }] = await Promise.all([import('../server/index.js'), import('../browser/index.js')]);
   const config = loadConfig();
   if (!config.cluster) throw new ConfigError('domcast worker needs DOMCAST_REDIS_URL (cluster mode; see docs/CLUSTER.md)');
   const chromiumPath = findChromium({ explicitPath: config.chromiumPath, install: true, log: (m) => console.error(m) });
@@ -89,6 +88,7 @@ async function serve(args: string[]): Promise<number> {
   const withWorker = args.includes('--with-worker');
   const unknown = args.filter((a) => a !== '--with-worker');
   if (unknown.length > 0) throw new UsageError(`serve takes only --with-worker (got ${unknown.join(' ')})`);
+  const [{ createServer, createWorker, loadConfig }, { findChromium }] = await Promise.all([import('../server/index.js'), import('../browser/index.js')]);
   const config = loadConfig();
   if (withWorker && !config.cluster) throw new ConfigError('--with-worker is for cluster mode: set DOMCAST_REDIS_URL (without it, serve runs the workflows itself already)');
   // Find (or install) Chromium now, so a missing browser is a clear error at start, not at the first run.
@@ -134,12 +134,12 @@ async function main(argv: string[]): Promise<number> {
   }
   if (command === 'serve') return serve(rest);
   if (command === 'worker') return worker(rest);
-  if (command === 'health') return healthCommand(rest);
-  if (command === 'demo') return runDemo(rest);
-  if (command === 'demo-site') return demoSiteCommand(rest);
-  if (command === 'run') return runCommand(rest);
-  if (command === 'export') return exportCommand(rest);
-  if (command === 'replay') return replayCommand(rest);
+  if (command === 'health') return (await import('./health.js')).healthCommand(rest);
+  if (command === 'demo') return (await import('./demo.js')).runDemo(rest);
+  if (command === 'demo-site') return (await import('./demo-site.js')).demoSiteCommand(rest);
+  if (command === 'run') return (await import('./run.js')).runCommand(rest);
+  if (command === 'export') return (await import('./recordings.js')).exportCommand(rest);
+  if (command === 'replay') return (await import('./recordings.js')).replayCommand(rest);
   console.error(`domcast: unknown command "${command}"\n\n${HELP}`);
   return 2;
 }

@@ -1,21 +1,14 @@
 import { readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { BadRequestError, DomcastError, errorMessage, NotFoundError } from '../common/index.js';
+import { BadRequestError, errorMessage, NotFoundError } from '../common/index.js';
 import { loadConfig } from '../server/index.js';
 import { describeIssues } from '../server/validation.js';
 import { prepareWorkflow, WorkflowLibrary, workflowSchema, type InputValue, type Workflow } from '../workflow/index.js';
 import { startEmbeddedServer } from './embedded.js';
 import { followSteps, replayHint } from './progress.js';
+import { RUN_USAGE, UsageError } from './usage.js';
 
-export const RUN_USAGE = `domcast run <workflow.json | stored name> [--input name=value …] [--visual] [--quality standard|high] [--timeout ms] [--keep-serving]
-               [--mask-all-inputs] [--mask-text <css>] [--block <css>]`;
-
-/** A usage mistake: exit code 2, and the message says what to fix. */
-export class UsageError extends DomcastError {
-  constructor(message: string) {
-    super('USAGE', message);
-  }
-}
+export { RUN_USAGE, UsageError };
 
 /** A JSON file given on the command line; a missing or broken one is a usage error saying which. */
 export function readJsonFile(file: string): unknown {

@@ -2,8 +2,9 @@ import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, redactUrlPassword } from '../common/index.js';
-import { MIB, type RecordingLimits } from '../session/index.js';
-import { postgresUrlProblem } from '../store/index.js';
+// From the modules themselves, not their folders' index: `domcast health` loads this file alone.
+import { MIB, type RecordingLimits } from '../session/limits.js';
+import { postgresUrlProblem } from '../store/pg-url.js';
 import { redisUrlProblem } from '../cluster/redis-url.js';
 
 const bool = z

@@ -54,7 +54,8 @@ describe('Dockerfile', () => {
   test('it starts the built CLI, its health check is a command the CLI has, and what it copies exists and is not ignored', () => {
     const entry = json('ENTRYPOINT');
     assert.deepEqual(entry.slice(-2), ['node', 'dist/cli.js']);
-    assert.match(read('scripts/build.mjs'), /outfile: join\(dist, 'cli\.js'\)/);
+    // dist/cli.js: the entry named `cli`, written to dist/ (its chunks beside it, in dist/cli-chunks/).
+    assert.match(read('scripts/build.mjs'), /entryPoints: \{ cli: join\(root, 'src\/cli\/main\.ts'\) \}, outdir: dist\b/);
     const cmd = json('CMD');
     assert.ok(commands.has(cmd[0]!), `CMD ${cmd[0]}`);
     const health = json('HEALTHCHECK');
