@@ -1,15 +1,11 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, projectRoot } from '../common/index.js';
-import { UsageError } from './run.js';
+import { DEMO_SITE_USAGE, UsageError } from './usage.js';
 import { serveStatic, type StaticSite } from './static-site.js';
 
 /** Where the demo site is served, so that workflows/demo.json and the README's examples can name it. */
 export const DEMO_SITE_PORT = 8080;
-
-import { DEMO_SITE_USAGE } from './usage.js';
-
-export { DEMO_SITE_USAGE };
 
 /** The port from `--site-port`/`--port`, a whole number 0–65535 (0: any free port). */
 export function parsePort(flag: string, value: string | undefined, fallback: number): number {

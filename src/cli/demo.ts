@@ -10,11 +10,8 @@ import { DEMO_PATH, DemoRuns, registerDemoRoute } from './demo-route.js';
 import { DEMO_SITE_PORT, parsePort, serveDemoSite } from './demo-site.js';
 import { startEmbeddedServer } from './embedded.js';
 import { followSteps, replayHint } from './progress.js';
-import { readJsonFile, UsageError } from './run.js';
-
-import { DEMO_USAGE } from './usage.js';
-
-export { DEMO_USAGE };
+import { readJsonFile } from './run.js';
+import { DEMO_USAGE, UsageError } from './usage.js';
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;

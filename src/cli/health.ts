@@ -3,8 +3,6 @@ import { ConfigError, errorMessage } from '../common/errors.js';
 import { loadConfig } from '../server/config.js';
 import { UsageError } from './usage.js';
 
-export { HEALTH_USAGE } from './usage.js';
-
 /**
  * A container's health check (the Dockerfile's HEALTHCHECK): exit 0 when this container's domcast
  * answers. Without flags, the server on PORT answers GET /health; with --worker, this machine's

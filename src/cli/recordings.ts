@@ -10,7 +10,8 @@ import { loadConfig } from '../server/index.js';
 import { createStore, type RecordingStore } from '../store/index.js';
 import { createLogger } from '../common/index.js';
 import { startEmbeddedServer } from './embedded.js';
-import { UsageError, readJsonFile } from './run.js';
+import { readJsonFile } from './run.js';
+import { UsageError } from './usage.js';
 
 /** `domcast export <id>`: the recording as a JSON array of rrweb events on stdout, read from the store. */
 export async function exportCommand(argv: string[]): Promise<number> {

@@ -8,8 +8,6 @@ import { startEmbeddedServer } from './embedded.js';
 import { followSteps, replayHint } from './progress.js';
 import { RUN_USAGE, UsageError } from './usage.js';
 
-export { RUN_USAGE, UsageError };
-
 /** A JSON file given on the command line; a missing or broken one is a usage error saying which. */
 export function readJsonFile(file: string): unknown {
   let text: string;
